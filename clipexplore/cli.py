@@ -7,7 +7,7 @@ Docs: https://clipexplore.github.io/clipexplore/cli.html.md"""
 # %% auto #0
 __all__ = ['demo_figure', 'demo', 'main']
 
-# %% ../nbs/90_cli.ipynb #6cd9e857
+# %% ../nbs/90_cli.ipynb #2033dc92
 import argparse
 import time
 from pathlib import Path
@@ -22,7 +22,7 @@ from .methods.coop import CoOp
 from .methods.zeroshot import TOY_TEMPLATES, ZeroShotClassifier
 from .toyworld import OBJECTS, ToyWorld
 
-# %% ../nbs/90_cli.ipynb #01ea1ed9
+# %% ../nbs/90_cli.ipynb #4c5dbe58
 def demo_figure(world, tables, preds, labels, domains):
     "Example images, per-domain accuracy bars of each table, and the hardest domain's confusion matrix."
     import matplotlib
@@ -41,7 +41,7 @@ def demo_figure(world, tables, preds, labels, domains):
         bars = ax.bar([i + j * width for i in range(len(names))], acc, width, label=table[0]["method"])
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
     ax.set_xticks([i + width * (len(tables) - 1) / 2 for i in range(len(names))], names)
-    ax.set_ylabel("accuracy (%)"); ax.set_ylim(0, 105); ax.legend(fontsize=8, loc="lower left")
+    ax.set_ylabel("accuracy (%)"); ax.set_ylim(0, 105); ax.legend(fontsize=8, loc="upper left", ncols=len(tables))
     ax.set_title("toy CLIP per domain: zero-shot and CoOp (sketch unseen in training)")
     hardest = min(range(len(world.domain_names)), key=lambda d: tables[-1][d]["accuracy"])
     keep = domains == hardest
@@ -50,7 +50,7 @@ def demo_figure(world, tables, preds, labels, domains):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/90_cli.ipynb #67239834
+# %% ../nbs/90_cli.ipynb #5618537b
 def demo(out="clipexplore_demo.png", n=800, seed=7, shots=16, epochs=50, device=None):
     "Zero-shot vs CoOp on a held-out toy world: print per-domain tables, write a PNG; returns the table."
     t0 = time.perf_counter()
@@ -74,7 +74,7 @@ def demo(out="clipexplore_demo.png", n=800, seed=7, shots=16, epochs=50, device=
     print(f"\nwrote {Path(out).resolve()} ({time.perf_counter() - t0:.0f} s)")
     return table
 
-# %% ../nbs/90_cli.ipynb #97ca29cc
+# %% ../nbs/90_cli.ipynb #ad94dd7e
 def main(argv=None):
     "The `clipexplore` command."
     parser = argparse.ArgumentParser(prog="clipexplore", description="Explore prompt learning on CLIP.")

@@ -8,10 +8,6 @@ from clipexplore.methods.zeroshot import ZeroShotClassifier, class_text_features
 from clipexplore.toyworld import ToyWorld
 
 
-@pytest.fixture(scope="module")
-def clip(): return load_clip("toy", device="cpu")
-
-
 def test_unknown_model_lists_close_matches():
     with pytest.raises(ValueError, match="Close matches.*ViT-B-32"): load_clip("ViT-B32")
 

@@ -2,7 +2,6 @@
 import pytest
 import torch
 
-from clipexplore.backbone import load_clip
 from clipexplore.data import few_shot, toy_recordset
 from clipexplore.engine import Callback, FeatureDataset, Trainer, evaluate
 from clipexplore.evaluate import Table
@@ -12,24 +11,7 @@ from clipexplore.methods.linear_probe import LinearProbe
 from clipexplore.methods.zeroshot import ZeroShotClassifier
 from clipexplore.protocols import base_to_new, harmonic_mean, leave_one_domain_out
 from clipexplore.toyworld import ToyWorld
-
-TRAIN_DOMAINS = ("photo", "cartoon", "painting")
-
-
-@pytest.fixture(scope="module")
-def clip(): return load_clip(device="cpu")
-
-
-@pytest.fixture(scope="module")
-def pool(): return toy_recordset(ToyWorld(3000, seed=11, domains=TRAIN_DOMAINS, distractors=True))
-
-
-@pytest.fixture(scope="module")
-def train(clip, pool): return FeatureDataset.encode(clip, few_shot(pool, 16, seed=1).dataset(clip.preprocess))
-
-
-@pytest.fixture(scope="module")
-def test(clip): return FeatureDataset.encode(clip, ToyWorld(800, seed=7, distractors=True))
+from conftest import TRAIN_DOMAINS
 
 
 def seen_mean(table):

@@ -18,10 +18,6 @@ def world(): return ToyWorld(800, seed=HELD_OUT_SEED)
 
 
 @pytest.fixture(scope="module")
-def clip(): return load_clip(device="cpu")
-
-
-@pytest.fixture(scope="module")
 def objects(clip, world): return zero_shot_table(clip, world, templates=["a photo of a {}"])
 
 

@@ -7,26 +7,19 @@ Docs: https://clipexplore.github.io/clipexplore/kgcoop.html.md"""
 # %% auto #0
 __all__ = ['KgCoOp']
 
-# %% ../../nbs/14_kgcoop.ipynb #7a899d9a
+# %% ../../nbs/14_kgcoop.ipynb #1550987c
 import torch
 import torch.nn.functional as F
 
-from .coop import CoOp
-from .zeroshot import class_text_features
+from .coop import CoOp, HandcraftedReference
 
-# %% ../../nbs/14_kgcoop.ipynb #68071bae
-class KgCoOp(CoOp):
+# %% ../../nbs/14_kgcoop.ipynb #6f0cba18
+class KgCoOp(HandcraftedReference, CoOp):
     "CoOp plus `weight` * (1 - mean cosine between learned and hand-crafted class text features)."
     def __init__(self, clip, classnames, n_ctx=4, ctx_init="a photo of a", weight=8.0, template="a photo of a {}.", **kwargs):
         super().__init__(clip, classnames, n_ctx=n_ctx, ctx_init=ctx_init, **kwargs)
         self.weight, self.template = weight, template
         self._encode_handcrafted()
-
-    def _encode_handcrafted(self):
-        self.register_buffer("handcrafted", class_text_features(self.clip, self.classnames, [self.template]), persistent=False)
-
-    def set_classes(self, classnames):
-        super().set_classes(classnames); self._encode_handcrafted()
 
     def loss(self, batch):
         text = self.class_features()                                              # [C, E]

@@ -7,21 +7,20 @@ Docs: https://clipexplore.github.io/clipexplore/prograd.html.md"""
 # %% auto #0
 __all__ = ['prograd_project', 'template_tail_context', 'ProGrad']
 
-# %% ../../nbs/15_prograd.ipynb #8991d88b
+# %% ../../nbs/15_prograd.ipynb #a2eba969
 import torch
 import torch.nn.functional as F
 
-from .coop import CoOp
-from .zeroshot import class_text_features
+from .coop import CoOp, HandcraftedReference
 
-# %% ../../nbs/15_prograd.ipynb #cc48f03e
+# %% ../../nbs/15_prograd.ipynb #a0577307
 def prograd_project(g_ce, g_kl, lam=1.0):
     "The task gradient `g_ce`, minus `lam` times its component along `g_kl` when the two conflict."
     dot = (g_ce * g_kl).sum()
     if dot >= 0: return g_ce
     return g_ce - lam * dot / g_kl.pow(2).sum().clamp_min(1e-20) * g_kl
 
-# %% ../../nbs/15_prograd.ipynb #1a6b9d21
+# %% ../../nbs/15_prograd.ipynb #8fb57fa6
 def template_tail_context(clip, n_ctx, template):
     "ProGrad's initial context: the template's words (without ' {}.') in the last slots, zeros before."
     words = template.replace("{}", "").strip().rstrip(".,").strip()
@@ -30,25 +29,19 @@ def template_tail_context(clip, n_ctx, template):
     if tail.shape[0] > n_ctx: raise ValueError(f"template {template!r} has {tail.shape[0]} tokens, more than n_ctx={n_ctx}")
     return torch.cat([torch.zeros(n_ctx - tail.shape[0], tail.shape[1]), tail])
 
-# %% ../../nbs/15_prograd.ipynb #ed3049b4
-class ProGrad(CoOp):
+# %% ../../nbs/15_prograd.ipynb #1521b54b
+class ProGrad(HandcraftedReference, CoOp):
     "CoOp trained with prompt-aligned gradients: the CE gradient stripped of what conflicts with zero-shot CLIP's KL."
     def __init__(self, clip, classnames, n_ctx=16, template="a photo of a {}.", lam=1.0, temperature=1.0, **kwargs):
         super().__init__(clip, classnames, n_ctx=n_ctx, **kwargs)
         self.template, self.lam, self.temperature = template, lam, temperature
         with torch.no_grad(): self.ctx.copy_(template_tail_context(clip, n_ctx, template).expand_as(self.ctx))
-        self._encode_zero_shot()
-
-    def _encode_zero_shot(self):
-        self.register_buffer("zero_shot_features", class_text_features(self.clip, self.classnames, [self.template]), persistent=False)
-
-    def set_classes(self, classnames):
-        super().set_classes(classnames); self._encode_zero_shot()
+        self._encode_handcrafted()
 
     def loss(self, batch):
         image = self.image_features(batch)
         logits = self.clip.logit_scale * image @ self.class_features().T
-        with torch.no_grad(): teacher = self.clip.logit_scale * image @ self.zero_shot_features.T
+        with torch.no_grad(): teacher = self.clip.logit_scale * image @ self.handcrafted.T
         T = self.temperature
         kl = -(F.softmax(teacher / T, -1) * F.log_softmax(logits / T, -1)).sum(-1).mean() * T * T
         ce = F.cross_entropy(logits, batch["label"])
