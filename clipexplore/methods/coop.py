@@ -7,7 +7,7 @@ Docs: https://clipexplore.github.io/clipexplore/coop.html.md"""
 # %% auto #0
 __all__ = ['PromptEmbeddings', 'assemble_prompts', 'init_context', 'CoOp', 'HandcraftedReference']
 
-# %% ../../nbs/11_coop.ipynb #cc9c0d64
+# %% ../../nbs/11_coop.ipynb #5976a256
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,17 +15,17 @@ from torch import nn
 from ..engine import Method
 from .zeroshot import check_classnames
 
-# %% ../../nbs/11_coop.ipynb #24e6eb21
+# %% ../../nbs/11_coop.ipynb #e4e8ac6f
 class PromptEmbeddings(nn.Module):
-    "Frozen prefix/suffix embeddings of 'X'*n_ctx + class-name prompts, and their EOT positions."
-    def __init__(self, clip, classnames, n_ctx):
+    "Frozen prefix/suffix embeddings of '{words} {class}.' prompts whose tokens 1..n_ctx are replaced, and EOT positions."
+    def __init__(self, clip, classnames, n_ctx, words=None):
         super().__init__()
-        self.clip, self.n_ctx = clip, n_ctx
+        self.clip, self.n_ctx, self.words = clip, n_ctx, words      # words: default 'X X ... X' (n_ctx of them)
         self.set_classes(classnames)
 
     def set_classes(self, classnames):
         self.classnames = check_classnames(classnames)
-        placeholder = " ".join(["X"] * self.n_ctx)
+        placeholder = self.words or " ".join(["X"] * self.n_ctx)
         with torch.no_grad():
             emb, eot = self.clip.embed_tokens([f"{placeholder} {c}." for c in self.classnames])
             name_lens = [len(self.clip.tokenizer.encode(c)) for c in self.classnames]
@@ -34,7 +34,7 @@ class PromptEmbeddings(nn.Module):
         self.register_buffer("eot", eot, persistent=False)
         self.name_lens = name_lens
 
-# %% ../../nbs/11_coop.ipynb #6a17daf2
+# %% ../../nbs/11_coop.ipynb #65cbdf36
 def assemble_prompts(prefix, ctx, suffix, name_lens, position="end"):
     "Token embeddings [C, L, D] of prompts with context `ctx` [C, M, D] placed around the class tokens."
     if position == "end": return torch.cat([prefix, ctx, suffix], dim=1)
@@ -47,7 +47,7 @@ def assemble_prompts(prefix, ctx, suffix, name_lens, position="end"):
         rows.append(torch.cat(parts, dim=1))
     return torch.cat(rows, dim=0)
 
-# %% ../../nbs/11_coop.ipynb #fa8cee07
+# %% ../../nbs/11_coop.ipynb #37968c01
 def init_context(clip, n_ctx=16, ctx_init=None, n_classes=None):
     "Context vectors [M, D] (or [C, M, D] for class-specific): from the words `ctx_init`, or N(0, 0.02)."
     if ctx_init:
@@ -58,7 +58,7 @@ def init_context(clip, n_ctx=16, ctx_init=None, n_classes=None):
     shape = (n_classes, n_ctx, clip.text_width) if n_classes else (n_ctx, clip.text_width)
     return torch.empty(shape).normal_(0, 0.02)
 
-# %% ../../nbs/11_coop.ipynb #7bfd77d9
+# %% ../../nbs/11_coop.ipynb #67cc5d85
 class CoOp(Method):
     "CoOp: learnable context vectors before (or around) the class name; CLIP frozen."
     uses_image_features = True
@@ -94,7 +94,7 @@ class CoOp(Method):
     def logits(self, batch):
         return self.clip.logit_scale * self.image_features(batch) @ self.class_features().T
 
-# %% ../../nbs/11_coop.ipynb #8fb8f366
+# %% ../../nbs/11_coop.ipynb #d2f22a36
 class HandcraftedReference:
     "Mixin for CoOp variants: `handcrafted` holds the class features of `self.template`, refreshed by `set_classes`."
     def _encode_handcrafted(self):

@@ -1,0 +1,44 @@
+"VPT and MaPLe train through the vision tower on the toy world and beat zero-shot where they trained; their prompts act."
+import torch
+
+from clipexplore.data import few_shot, subset_classes, toy_recordset
+from clipexplore.engine import Trainer, evaluate
+from clipexplore.methods.maple import MaPLe
+from clipexplore.methods.vpt import VPT
+from clipexplore.methods.zeroshot import ZeroShotClassifier
+from clipexplore.toyworld import ToyWorld
+from conftest import TRAIN_DOMAINS
+
+
+def seen_mean(table): return sum(r["accuracy"] for r in table if r["domain"] in TRAIN_DOMAINS) / len(TRAIN_DOMAINS)
+
+
+def test_deep_vpt_beats_zero_shot_on_its_training_domains(clip, pool):
+    train = few_shot(pool, 16, seed=1).dataset(clip.preprocess)
+    test = toy_recordset(ToyWorld(600, seed=7, domains=TRAIN_DOMAINS, distractors=True)).dataset(clip.preprocess)
+    torch.manual_seed(0)
+    trainer = Trainer(VPT(clip, pool.classes), train, epochs=20, lr=0.0025, progress=False).fit()
+    assert trainer.history[-1]["loss"] < trainer.history[0]["loss"]
+    assert seen_mean(trainer.evaluate(test)) > seen_mean(evaluate(ZeroShotClassifier(clip, pool.classes), test)) + 4
+
+
+def test_maple_beats_zero_shot_on_base_classes(clip, pool):
+    base = list(range(5))
+    train = subset_classes(few_shot(pool, 16, seed=1), base)
+    test = subset_classes(toy_recordset(ToyWorld(600, seed=7, domains=TRAIN_DOMAINS, distractors=True)), base).dataset(clip.preprocess)
+    torch.manual_seed(0)
+    trainer = Trainer(MaPLe(clip, train.classes), train.dataset(clip.preprocess), epochs=20, lr=0.0035, progress=False).fit()
+    assert seen_mean(trainer.evaluate(test)) > seen_mean(evaluate(ZeroShotClassifier(clip, train.classes), test)) + 3
+
+
+def test_vpt_prompts_and_maple_couplers_receive_gradients(clip, pool):
+    images = torch.stack([ToyWorld(4, seed=3)[i]["image"] for i in range(4)])
+    batch = dict(image=images, label=torch.arange(4))
+    for method, names in [(VPT(clip, pool.classes), ["prompts"]), (MaPLe(clip, pool.classes), ["ctx", "deep_text", "couplers.1.weight"])]:
+        method.loss(batch)["loss"].backward()
+        grads = dict(method.named_parameters())
+        for n in names: assert grads[n].grad is not None and grads[n].grad.abs().sum() > 0, (type(method).__name__, n)
+
+
+def test_maple_depth_is_capped_by_the_shallower_tower(clip, pool):
+    assert MaPLe(clip, pool.classes, depth=9).depth == 4 and MaPLe(clip, pool.classes, depth=2).depth == 2
