@@ -9,7 +9,7 @@ __all__ = ['EVENTS', 'Method', 'coop_train_transform', 'model_fingerprint', 'dat
            'StopTraining', 'TrainingDiverged', 'coop_lr', 'Trainer', 'as_features', 'predict', 'evaluate',
            'load_learned']
 
-# %% ../nbs/04_engine.ipynb #85d17732
+# %% ../nbs/04_engine.ipynb #9d0b9dd0
 import copy
 import hashlib
 import json
@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from .backbone import autocast
 from .evaluate import Table, accuracy_by_domain, encode_dataset
 
-# %% ../nbs/04_engine.ipynb #ef684df8
+# %% ../nbs/04_engine.ipynb #38c70118
 class Method(nn.Module):
     "Base class of learners: defaults for `trainable_state` and its loading; subclasses give `logits`, `set_classes`."
     uses_image_features = False
@@ -56,7 +56,7 @@ class Method(nn.Module):
         with torch.no_grad(), autocast(self.clip.device):
             return F.normalize(self.clip.encode_image(batch["image"]).float(), dim=-1)
 
-# %% ../nbs/04_engine.ipynb #9d98ecfc
+# %% ../nbs/04_engine.ipynb #b36af6ad
 def coop_train_transform(image_size=224):
     "Dassl's training augmentation in CoOp's configs: random resized crop (scale 0.08-1, bicubic), flip, CLIP normalisation."
     from torchvision import transforms as T
@@ -64,7 +64,7 @@ def coop_train_transform(image_size=224):
     return T.Compose([T.RandomResizedCrop(image_size, scale=(0.08, 1.0), interpolation=T.InterpolationMode.BICUBIC),
                       T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(CLIP_MEAN, CLIP_STD)])
 
-# %% ../nbs/04_engine.ipynb #26bfab8f
+# %% ../nbs/04_engine.ipynb #b8238b72
 def _digest(*parts):
     h = hashlib.sha1()
     for p in parts: h.update(p if isinstance(p, bytes) else repr(p).encode())
@@ -86,7 +86,7 @@ def dataset_fingerprint(dataset):
     if type(dataset).__name__ == "ToyWorld": return _digest(transform, repr(dataset), dataset.size)
     raise TypeError(f"cannot fingerprint a {type(dataset).__name__} for the feature cache; encode it without cache_dir")
 
-# %% ../nbs/04_engine.ipynb #d1761906
+# %% ../nbs/04_engine.ipynb #f99b8b05
 class FeatureDataset(torch.utils.data.Dataset):
     "Cached, normalised image features ([N, E], or [K, N, E] for K views) with labels and domains."
     def __init__(self, features, labels, domains, classes=None, domain_names=None):
@@ -124,7 +124,7 @@ class FeatureDataset(torch.utils.data.Dataset):
             save_file(dict(features=feats.contiguous(), labels=out.labels, domains=out.domains), str(path))
         return out
 
-# %% ../nbs/04_engine.ipynb #0016ffb1
+# %% ../nbs/04_engine.ipynb #70543c3d
 EVENTS = ("before_fit", "before_epoch", "before_batch", "after_batch", "after_epoch", "after_fit")
 
 class Callback:
@@ -140,13 +140,13 @@ class StopTraining(Exception):
 class TrainingDiverged(FloatingPointError):
     "The loss or a gradient became NaN or infinite; the method keeps its last good state."
 
-# %% ../nbs/04_engine.ipynb #b4750982
+# %% ../nbs/04_engine.ipynb #793f5500
 def coop_lr(epoch, epochs, lr, warmup_epochs=1, warmup_lr=1e-5):
     "Learning rate of `epoch` under CoOp's constant warm-up + per-epoch cosine schedule."
     if epoch < warmup_epochs: return warmup_lr
     return 0.5 * lr * (1 + math.cos(math.pi * epoch / epochs))
 
-# %% ../nbs/04_engine.ipynb #fd6c2b4b
+# %% ../nbs/04_engine.ipynb #9c0eddad
 def _to(batch, device):
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -160,7 +160,7 @@ def _collate(dataset, indices):
 def _flat_optimizer_state(opt):
     return {f"optim.{i}.{k}": v for i, s in opt.state_dict()["state"].items() for k, v in s.items() if torch.is_tensor(v)}
 
-# %% ../nbs/04_engine.ipynb #67d8c9d9
+# %% ../nbs/04_engine.ipynb #ad671cd3
 class Trainer:
     "Train a method with CoOp's defaults: cached features, per-epoch cosine with warm-up, checkpoints, resume, NaN guard."
     def __init__(self, method, train, valid=None, epochs=10, lr=0.002, batch_size=32, momentum=0.9, weight_decay=5e-4,
@@ -201,7 +201,7 @@ class Trainer:
         n = len(self.train)
         return n // self.batch_size if n >= self.batch_size else 1    # Dassl drops the last partial batch, unless it is the only one
 
-# %% ../nbs/04_engine.ipynb #83643d4e
+# %% ../nbs/04_engine.ipynb #2b7586ef
 @patch
 def _train_step(self:Trainer, batch):
     with autocast(self.device):
@@ -213,7 +213,7 @@ def _train_step(self:Trainer, batch):
                                "The method keeps its last good state; lower lr or check the inputs.")
     self.opt.zero_grad(set_to_none=True)
     custom = getattr(self.method, "compute_gradients", None)        # methods that shape their own gradients (ProGrad)
-    if custom is not None: custom(terms, self.scaler.scale)
+    if custom is not None: custom(terms, batch=batch, scale=self.scaler.scale, lr=self.opt.param_groups[0]["lr"])
     else: self.scaler.scale(loss).backward()
     self.scaler.unscale_(self.opt)
     for p in self.params:
@@ -224,7 +224,7 @@ def _train_step(self:Trainer, batch):
     self.scaler.step(self.opt); self.scaler.update()
     return terms
 
-# %% ../nbs/04_engine.ipynb #1139a4f9
+# %% ../nbs/04_engine.ipynb #df4af9f5
 @patch
 def _mean_over_processes(self:Trainer, x):
     "The mean of `x` across processes (itself with one process)."
@@ -235,7 +235,7 @@ def _local_share(self:Trainer, indices):
     "This process's share of a global batch."
     return indices[self.rank::self.world]
 
-# %% ../nbs/04_engine.ipynb #1fa2a83f
+# %% ../nbs/04_engine.ipynb #e37e4b5c
 @patch
 def _run_epoch(self:Trainer, bar):
     order = _epoch_order(len(self.train), self.seed, self.epoch)
@@ -253,7 +253,7 @@ def _run_epoch(self:Trainer, bar):
         bar.set_postfix(loss=f"{self.last['loss']:.3f}"); self("after_batch")
     return {k: v / max(count, 1) for k, v in sums.items()}
 
-# %% ../nbs/04_engine.ipynb #44252169
+# %% ../nbs/04_engine.ipynb #bdea4d8f
 @patch
 def _end_epoch(self:Trainer, losses, t0):
     record = dict(epoch=self.epoch + 1, lr=self.opt.param_groups[0]["lr"], **losses, seconds=time.perf_counter() - t0)
@@ -266,7 +266,7 @@ def _end_epoch(self:Trainer, losses, t0):
     if self.checkpoint_dir and self.rank == 0: self.save(self.checkpoint_dir)
     self("after_epoch")
 
-# %% ../nbs/04_engine.ipynb #90bfb066
+# %% ../nbs/04_engine.ipynb #5d69923f
 @patch
 def fit(self:Trainer):
     "Train for the remaining epochs; returns the trainer."
@@ -289,7 +289,7 @@ def fit(self:Trainer):
     self.method.eval(); self("after_fit")
     return self
 
-# %% ../nbs/04_engine.ipynb #f317d209
+# %% ../nbs/04_engine.ipynb #2a8663d8
 def as_features(method, data):
     "`data` as a FeatureDataset if the method can use cached features, else unchanged."
     if data is None or isinstance(data, FeatureDataset) or not getattr(method, "uses_image_features", False): return data
@@ -313,7 +313,7 @@ def evaluate(method, data, name=None):
     names = getattr(data, "domain_names", None) or [str(d) for d in range(int(domains.max()) + 1)]
     return accuracy_by_domain(preds, labels, domains, names, name=name or type(method).__name__)
 
-# %% ../nbs/04_engine.ipynb #8bc338f0
+# %% ../nbs/04_engine.ipynb #b6959ece
 @patch
 def save(self:Trainer, path):
     "Write the learned state, optimiser buffers and position to the folder `path`."

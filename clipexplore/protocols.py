@@ -7,7 +7,7 @@ Docs: https://clipexplore.github.io/clipexplore/protocols.html.md"""
 # %% auto #0
 __all__ = ['harmonic_mean', 'summarize', 'few_shot_protocol', 'base_to_new', 'leave_one_domain_out', 'cross_dataset']
 
-# %% ../nbs/06_protocols.ipynb #2f0221db
+# %% ../nbs/06_protocols.ipynb #cb649015
 import numpy as np
 import torch
 
@@ -15,7 +15,12 @@ from .data import base_new_split, few_shot, subset_classes
 from .engine import Trainer, as_features, evaluate
 from .evaluate import Table
 
-# %% ../nbs/06_protocols.ipynb #fc86cb5a
+# %% ../nbs/06_protocols.ipynb #3130b943
+def _fresh(make_method, classnames, seed):
+    "A new method for one run, its random initialisation fixed by the run's seed."
+    torch.manual_seed(seed)
+    return make_method(classnames)
+
 def _fit(method, train, trainer_kw):
     "Train `method` on `train` (closed form if it has one), unless it has nothing to learn; returns the method."
     if hasattr(method, "closed_form_fit"): method.closed_form_fit(train)
@@ -44,18 +49,18 @@ def summarize(table, by, value_columns, title=None):
         row["runs"] = len(rs); rows.append(row)
     return Table(rows, title)
 
-# %% ../nbs/06_protocols.ipynb #4785b9cb
+# %% ../nbs/06_protocols.ipynb #26982cb7
 def few_shot_protocol(make_method, train, test, shots=(1, 2, 4, 8, 16), seeds=(1, 2, 3), transform=None, name=None, **trainer_kw):
     "Accuracy on `test` after training on `shots` images per class of `train`, for each seed."
     rows, test_data = [], test.dataset(transform)
     for k in shots:
         for seed in seeds:
-            method = _fit(make_method(train.classes), few_shot(train, k, seed).dataset(transform), dict(trainer_kw, seed=seed))
+            method = _fit(_fresh(make_method, train.classes, seed), few_shot(train, k, seed).dataset(transform), dict(trainer_kw, seed=seed))
             test_data = as_features(method, test_data)
             rows.append(dict(method=name or type(method).__name__, shots=k, seed=seed, accuracy=_mean_accuracy(method, test_data)))
     return Table(rows, "few-shot accuracy (%)")
 
-# %% ../nbs/06_protocols.ipynb #e66c9ff2
+# %% ../nbs/06_protocols.ipynb #3497acd9
 def base_to_new(make_method, train, test, shots=16, seeds=(1, 2, 3), transform=None, name=None, **trainer_kw):
     "Base accuracy, new accuracy and their harmonic mean per seed."
     base, new = base_new_split(len(train.classes))
@@ -63,7 +68,7 @@ def base_to_new(make_method, train, test, shots=16, seeds=(1, 2, 3), transform=N
     rows, base_data, new_data = [], base_test.dataset(transform), new_test.dataset(transform)
     for seed in seeds:
         sampled = subset_classes(few_shot(train, shots, seed), base)
-        method = _fit(make_method(sampled.classes), sampled.dataset(transform), dict(trainer_kw, seed=seed))
+        method = _fit(_fresh(make_method, sampled.classes, seed), sampled.dataset(transform), dict(trainer_kw, seed=seed))
         base_data, new_data = as_features(method, base_data), as_features(method, new_data)   # encoded once
         b = _mean_accuracy(method, base_data)
         method.set_classes(new_test.classes)
@@ -71,7 +76,7 @@ def base_to_new(make_method, train, test, shots=16, seeds=(1, 2, 3), transform=N
         rows.append(dict(method=name or type(method).__name__, seed=seed, base=b, new=n, hm=harmonic_mean(b, n)))
     return Table(rows, "base-to-new accuracy (%)")
 
-# %% ../nbs/06_protocols.ipynb #4186fb9b
+# %% ../nbs/06_protocols.ipynb #c85d760a
 def leave_one_domain_out(make_method, train, test=None, shots=16, seeds=(1, 2, 3), transform=None, name=None, **trainer_kw):
     "For each domain: train on the others (`shots` per class and domain), test on it."
     test = test or train
@@ -81,18 +86,18 @@ def leave_one_domain_out(make_method, train, test=None, shots=16, seeds=(1, 2, 3
         target_data = test.filter_domains([target]).dataset(transform)
         for seed in seeds:
             picked = few_shot(train.filter_domains(sources), shots, seed, per_domain=True)
-            method = _fit(make_method(train.classes), picked.dataset(transform), dict(trainer_kw, seed=seed))
+            method = _fit(_fresh(make_method, train.classes, seed), picked.dataset(transform), dict(trainer_kw, seed=seed))
             target_data = as_features(method, target_data)
             rows.append(dict(method=name or type(method).__name__, target=target, seed=seed, accuracy=_mean_accuracy(method, target_data)))
     return Table(rows, "leave-one-domain-out accuracy (%)")
 
-# %% ../nbs/06_protocols.ipynb #10f5be71
+# %% ../nbs/06_protocols.ipynb #e15e7ad2
 def cross_dataset(make_method, source_train, source_test, targets, shots=16, seeds=(1, 2, 3), transform=None, name=None, **trainer_kw):
     "Train on the source dataset, evaluate on its test set and, with class names swapped, on each target."
     rows, source_data = [], source_test.dataset(transform)
     target_data = {k: t.dataset(transform) for k, t in targets.items()}
     for seed in seeds:
-        method = _fit(make_method(source_train.classes), few_shot(source_train, shots, seed).dataset(transform), dict(trainer_kw, seed=seed))
+        method = _fit(_fresh(make_method, source_train.classes, seed), few_shot(source_train, shots, seed).dataset(transform), dict(trainer_kw, seed=seed))
         source_data = as_features(method, source_data)
         row = dict(method=name or type(method).__name__, seed=seed, source=_mean_accuracy(method, source_data))
         for target_name, target in targets.items():

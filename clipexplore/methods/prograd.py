@@ -7,20 +7,20 @@ Docs: https://clipexplore.github.io/clipexplore/prograd.html.md"""
 # %% auto #0
 __all__ = ['prograd_project', 'template_tail_context', 'ProGrad']
 
-# %% ../../nbs/15_prograd.ipynb #a2eba969
+# %% ../../nbs/15_prograd.ipynb #d4644a5b
 import torch
 import torch.nn.functional as F
 
 from .coop import CoOp, HandcraftedReference
 
-# %% ../../nbs/15_prograd.ipynb #a0577307
+# %% ../../nbs/15_prograd.ipynb #61e91477
 def prograd_project(g_ce, g_kl, lam=1.0):
     "The task gradient `g_ce`, minus `lam` times its component along `g_kl` when the two conflict."
     dot = (g_ce * g_kl).sum()
     if dot >= 0: return g_ce
     return g_ce - lam * dot / g_kl.pow(2).sum().clamp_min(1e-20) * g_kl
 
-# %% ../../nbs/15_prograd.ipynb #8fb57fa6
+# %% ../../nbs/15_prograd.ipynb #15cf5fa9
 def template_tail_context(clip, n_ctx, template):
     "ProGrad's initial context: the template's words (without ' {}.') in the last slots, zeros before."
     words = template.replace("{}", "").strip().rstrip(".,").strip()
@@ -29,7 +29,7 @@ def template_tail_context(clip, n_ctx, template):
     if tail.shape[0] > n_ctx: raise ValueError(f"template {template!r} has {tail.shape[0]} tokens, more than n_ctx={n_ctx}")
     return torch.cat([torch.zeros(n_ctx - tail.shape[0], tail.shape[1]), tail])
 
-# %% ../../nbs/15_prograd.ipynb #1521b54b
+# %% ../../nbs/15_prograd.ipynb #7d946661
 class ProGrad(HandcraftedReference, CoOp):
     "CoOp trained with prompt-aligned gradients: the CE gradient stripped of what conflicts with zero-shot CLIP's KL."
     def __init__(self, clip, classnames, n_ctx=16, template="a photo of a {}.", lam=1.0, temperature=1.0, **kwargs):
@@ -47,7 +47,7 @@ class ProGrad(HandcraftedReference, CoOp):
         ce = F.cross_entropy(logits, batch["label"])
         return {"loss": ce, "ce": ce, "kl": kl}
 
-    def compute_gradients(self, terms, scale=lambda x: x):
+    def compute_gradients(self, terms, scale=lambda x: x, **_):
         "Set each parameter's .grad to the prompt-aligned gradient."
         params = [p for p in self.parameters() if p.requires_grad]
         g_kl = torch.autograd.grad(scale(terms["kl"]), params, retain_graph=True, allow_unused=True)
