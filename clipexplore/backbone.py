@@ -8,7 +8,7 @@ Docs: https://clipexplore.github.io/clipexplore/backbone.html.md"""
 __all__ = ['TOY_CLIP_CONFIG', 'default_device', 'autocast', 'toy_weights_path', 'build_toy_clip', 'read_state_dict',
            'load_weights', 'CLIP', 'end_of_text', 'text_tower_forward', 'load_clip']
 
-# %% ../nbs/00_backbone.ipynb #423508bf
+# %% ../nbs/00_backbone.ipynb #a810c478
 import difflib
 import math
 import warnings
@@ -22,7 +22,7 @@ from fastcore.basics import patch
 import torch.nn.functional as F
 from torch import nn
 
-# %% ../nbs/00_backbone.ipynb #4944ed46
+# %% ../nbs/00_backbone.ipynb #fbc1af7f
 def default_device():
     "CUDA if available, else Apple's MPS, else the CPU."
     if torch.cuda.is_available(): return torch.device("cuda")
@@ -34,7 +34,7 @@ def autocast(device):
     device = torch.device(device)
     return torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else nullcontext()
 
-# %% ../nbs/00_backbone.ipynb #777573ef
+# %% ../nbs/00_backbone.ipynb #18dd300f
 TOY_CLIP_CONFIG = dict(
     embed_dim=128,
     vision_cfg=dict(image_size=64, patch_size=16, width=128, layers=6, head_width=32, mlp_ratio=4.0),
@@ -51,7 +51,7 @@ def build_toy_clip():
     text = open_clip.model.CLIPTextCfg(**TOY_CLIP_CONFIG["text_cfg"])
     return open_clip.model.CLIP(embed_dim=TOY_CLIP_CONFIG["embed_dim"], vision_cfg=vision, text_cfg=text)
 
-# %% ../nbs/00_backbone.ipynb #e80b9d66
+# %% ../nbs/00_backbone.ipynb #8c400f88
 def read_state_dict(path):
     "Tensors of a checkpoint file (safetensors or a weights-only torch file), without unpickling code."
     path = Path(path)
@@ -83,7 +83,7 @@ def load_weights(model, path):
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
     return model
 
-# %% ../nbs/00_backbone.ipynb #bc04b5e5
+# %% ../nbs/00_backbone.ipynb #a959e10f
 class CLIP(nn.Module):
     "A frozen open_clip model with text and visual prompt injection points."
     def __init__(self, model, tokenizer, preprocess, name="clip"):
@@ -128,7 +128,7 @@ class CLIP(nn.Module):
 
     def __repr__(self): return f"CLIP({self.name!r}, image_size={self.image_size}, device={self.device})"
 
-# %% ../nbs/00_backbone.ipynb #c8369dd0
+# %% ../nbs/00_backbone.ipynb #907dadc5
 def end_of_text(tokens, tower):
     "Index of each sequence's EOT token: the largest id for OpenAI's BPE ('argmax' pooling), or the tokenizer's eos id."
     pool = getattr(tower, "text_pool_type", getattr(tower, "pool_type", "argmax"))
@@ -143,7 +143,7 @@ def _check_texts(texts):
     if bad: raise ValueError(f"texts must be non-empty strings; got {bad[:3]}")
     return list(texts)
 
-# %% ../nbs/00_backbone.ipynb #54c60e9b
+# %% ../nbs/00_backbone.ipynb #666940a0
 @patch
 @torch.no_grad()
 def tokenize(self:CLIP, texts):
@@ -164,9 +164,9 @@ def embed_tokens(self:CLIP, texts):
     tokens = tokens.to(self.device)
     return self.text_tower.token_embedding(tokens), end_of_text(tokens, self.text_tower)
 
-# %% ../nbs/00_backbone.ipynb #bb1bbce0
-def _run_blocks(transformer, x, attn_mask=None, deep_prompts=None, replace=None):
-    "Run an open_clip `Transformer` block by block, letting `replace(x, prompt)` insert deep prompts before layers >= 1."
+# %% ../nbs/00_backbone.ipynb #df2604aa
+def _run_blocks(transformer, x, attn_mask=None, deep_prompts=None, replace=None, collect=None):
+    "Run an open_clip `Transformer` block by block: `replace(x, prompt)` inserts deep prompts before layers >= 1; `collect` gets each layer's output."
     batch_first = getattr(transformer, "batch_first", True)
     if not batch_first: x = x.transpose(0, 1)
     for j, block in enumerate(transformer.resblocks):
@@ -176,6 +176,7 @@ def _run_blocks(transformer, x, attn_mask=None, deep_prompts=None, replace=None)
             x = replace(x, prompt)
             if not batch_first: x = x.transpose(0, 1)
         x = block(x, attn_mask=attn_mask)
+        if collect is not None: collect.append(x if batch_first else x.transpose(0, 1))
     return x if batch_first else x.transpose(0, 1)
 
 def _expand(prompt, batch):
@@ -190,7 +191,7 @@ def _replace_last(x, prompt):
     p = _expand(prompt, x.shape[0]).to(x.dtype)
     return torch.cat([x[:, :x.shape[1] - p.shape[1]], p], dim=1)
 
-# %% ../nbs/00_backbone.ipynb #b206367c
+# %% ../nbs/00_backbone.ipynb #988c0403
 def text_tower_forward(tower, emb, eot, deep_prompts=None, truncate=True):
     "Text features [N, E] of an open_clip text tower from token embeddings `emb` [N, L, D] read at `eot` [N]."
     length = int(eot.max()) + 1 if truncate and tower.attn_mask is not None else emb.shape[1]
@@ -214,7 +215,7 @@ def encode_text(self:CLIP, texts, deep_prompts=None):
     emb, eot = self.embed_tokens(texts)
     return self.encode_embeddings(emb, eot, deep_prompts)
 
-# %% ../nbs/00_backbone.ipynb #8eacc81f
+# %% ../nbs/00_backbone.ipynb #b1c9c538
 @patch
 def _check_images(self:CLIP, x):
     if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != self.image_size:
@@ -225,24 +226,26 @@ def _check_images(self:CLIP, x):
     if not x.is_floating_point(): raise ValueError(f"images must be float tensors, got {x.dtype}: convert and normalise first")
 
 @patch
-def encode_image(self:CLIP, x, prompts=None, deep_prompts=None, return_tokens=False):
-    "Image features [B, E]; visual prompt tokens and patch tokens for ViT towers."
+def encode_image(self:CLIP, x, prompts=None, deep_prompts=None, return_tokens=False, return_layers=False):
+    "Image features [B, E]; visual prompts; optionally projected patch tokens [B, P, E] and each layer's tokens (ViT)."
     self._check_images(x)
     visual = self.model.visual
     x = x.to(self.device)
-    plain = prompts is None and deep_prompts is None and not return_tokens
+    plain = prompts is None and deep_prompts is None and not return_tokens and not return_layers
     if not self.is_vit or getattr(visual, "attn_pool", None) is not None:
-        if not plain: raise ValueError(f"{self.name}: visual prompts and patch tokens need a plain ViT vision tower")
+        if not plain: raise ValueError(f"{self.name}: visual prompts, patch tokens and layer outputs need a plain ViT vision tower")
         return visual(x)
     x = visual._embeds(x)                                        # [B, 1 + P, W]
     n_tokens = x.shape[1]
     if prompts is not None: x = torch.cat([x, _expand(prompts, x.shape[0]).to(x.dtype)], dim=1)
-    x = _run_blocks(visual.transformer, x, None, deep_prompts, _replace_last)
+    layers = [] if return_layers else None
+    x = _run_blocks(visual.transformer, x, None, deep_prompts, _replace_last, collect=layers)
     pooled, tokens = visual._pool(x[:, :n_tokens])
     if visual.proj is not None: pooled, tokens = pooled @ visual.proj, tokens @ visual.proj
-    return (pooled, tokens) if return_tokens else pooled
+    extras = ([tokens] if return_tokens else []) + ([[h[:, :n_tokens] for h in layers]] if return_layers else [])
+    return (pooled, *extras) if extras else pooled
 
-# %% ../nbs/00_backbone.ipynb #417a6681
+# %% ../nbs/00_backbone.ipynb #eb685d0c
 def _check_model_name(name):
     names = open_clip.list_models()
     if name not in names:
@@ -261,7 +264,7 @@ def _pretrained_kind(name, pretrained):
         raise ValueError(f"{pretrained!r} is neither a file nor a pretrained tag of {name}; tags: {tags or 'none'}")
     return "tag"
 
-# %% ../nbs/00_backbone.ipynb #78fe69d6
+# %% ../nbs/00_backbone.ipynb #417ad562
 def load_clip(name="toy", pretrained=None, device=None):
     "A frozen `CLIP`: the bundled toy model, or any open_clip architecture with a tag, a local file or random weights."
     device = torch.device(device) if device is not None else default_device()

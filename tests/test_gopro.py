@@ -1,0 +1,44 @@
+"GOPro: views come from their own images, every loss term acts, and it beats zero-shot on base classes."
+import torch
+
+from clipexplore.data import few_shot, subset_classes, toy_recordset
+from clipexplore.engine import Trainer, evaluate
+from clipexplore.methods.gopro import GOPro, augment_views
+from clipexplore.methods.zeroshot import ZeroShotClassifier
+from clipexplore.toyworld import ToyWorld
+from conftest import TRAIN_DOMAINS
+
+
+def images(n=8, seed=3): return torch.stack([ToyWorld(n, seed=seed)[i]["image"] for i in range(n)])
+
+
+def test_each_augmented_view_comes_from_its_own_image():
+    x = images()
+    torch.manual_seed(0)
+    _, augmix = augment_views(x)
+    distance = torch.cdist(augmix.flatten(1), x.flatten(1))          # [view, original]
+    assert torch.equal(distance.argmin(1), torch.arange(len(x)))
+
+
+def test_every_term_is_in_the_loss_and_moves_the_gradient(clip, pool):
+    batch = dict(image=images(), label=torch.arange(8) % 10)
+    grads = {}
+    for name, kw in [("all", {}), ("no consistency", dict(consistency_weight=0.0)), ("no simclr", dict(simclr_weight=0.0))]:
+        torch.manual_seed(0)
+        method = GOPro(clip, pool.classes, **kw)
+        torch.manual_seed(1)
+        terms = method.loss(batch)
+        assert terms["consistency"] > 0 and terms["simclr"] > 0
+        terms["loss"].backward()
+        grads[name] = torch.cat([method.ctx.grad.flatten(), method.projector[0].weight.grad.flatten()])
+    assert (grads["all"] - grads["no consistency"]).abs().max() > 0 and (grads["all"] - grads["no simclr"]).abs().max() > 0
+
+
+def test_gopro_beats_zero_shot_on_base_classes(clip, pool):
+    base = list(range(5))
+    train = subset_classes(few_shot(pool, 16, seed=1), base)
+    test = subset_classes(toy_recordset(ToyWorld(600, seed=7, domains=TRAIN_DOMAINS, distractors=True)), base).dataset(clip.preprocess)
+    torch.manual_seed(0)
+    trainer = Trainer(GOPro(clip, train.classes), train.dataset(clip.preprocess), epochs=10, progress=False).fit()
+    mean = lambda t: t.where(domain="mean")[0]["accuracy"]
+    assert mean(trainer.evaluate(test)) > mean(evaluate(ZeroShotClassifier(clip, train.classes), test)) + 3
