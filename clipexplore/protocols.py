@@ -7,7 +7,7 @@ Docs: https://clipexplore.github.io/clipexplore/protocols.html.md"""
 # %% auto #0
 __all__ = ['harmonic_mean', 'summarize', 'few_shot_protocol', 'base_to_new', 'leave_one_domain_out', 'cross_dataset']
 
-# %% ../nbs/06_protocols.ipynb #cb649015
+# %% ../nbs/06_protocols.ipynb #cd2ba16d
 import numpy as np
 import torch
 
@@ -15,7 +15,7 @@ from .data import base_new_split, few_shot, subset_classes
 from .engine import Trainer, as_features, evaluate
 from .evaluate import Table
 
-# %% ../nbs/06_protocols.ipynb #3130b943
+# %% ../nbs/06_protocols.ipynb #635dca18
 def _fresh(make_method, classnames, seed):
     "A new method for one run, its random initialisation fixed by the run's seed."
     torch.manual_seed(seed)
@@ -49,7 +49,7 @@ def summarize(table, by, value_columns, title=None):
         row["runs"] = len(rs); rows.append(row)
     return Table(rows, title)
 
-# %% ../nbs/06_protocols.ipynb #26982cb7
+# %% ../nbs/06_protocols.ipynb #7750606c
 def few_shot_protocol(make_method, train, test, shots=(1, 2, 4, 8, 16), seeds=(1, 2, 3), transform=None, name=None, **trainer_kw):
     "Accuracy on `test` after training on `shots` images per class of `train`, for each seed."
     rows, test_data = [], test.dataset(transform)
@@ -60,7 +60,7 @@ def few_shot_protocol(make_method, train, test, shots=(1, 2, 4, 8, 16), seeds=(1
             rows.append(dict(method=name or type(method).__name__, shots=k, seed=seed, accuracy=_mean_accuracy(method, test_data)))
     return Table(rows, "few-shot accuracy (%)")
 
-# %% ../nbs/06_protocols.ipynb #3497acd9
+# %% ../nbs/06_protocols.ipynb #20059ea7
 def base_to_new(make_method, train, test, shots=16, seeds=(1, 2, 3), transform=None, name=None, **trainer_kw):
     "Base accuracy, new accuracy and their harmonic mean per seed."
     base, new = base_new_split(len(train.classes))
@@ -76,12 +76,12 @@ def base_to_new(make_method, train, test, shots=16, seeds=(1, 2, 3), transform=N
         rows.append(dict(method=name or type(method).__name__, seed=seed, base=b, new=n, hm=harmonic_mean(b, n)))
     return Table(rows, "base-to-new accuracy (%)")
 
-# %% ../nbs/06_protocols.ipynb #c85d760a
-def leave_one_domain_out(make_method, train, test=None, shots=16, seeds=(1, 2, 3), transform=None, name=None, **trainer_kw):
-    "For each domain: train on the others (`shots` per class and domain), test on it."
+# %% ../nbs/06_protocols.ipynb #882ff181
+def leave_one_domain_out(make_method, train, test=None, shots=16, seeds=(1, 2, 3), transform=None, name=None, targets=None, **trainer_kw):
+    "For each domain (or each of `targets`): train on the others (`shots` per class and domain), test on it."
     test = test or train
     rows = []
-    for target in train.domains:
+    for target in targets or train.domains:
         sources = [d for d in train.domains if d != target]
         target_data = test.filter_domains([target]).dataset(transform)
         for seed in seeds:
@@ -91,7 +91,7 @@ def leave_one_domain_out(make_method, train, test=None, shots=16, seeds=(1, 2, 3
             rows.append(dict(method=name or type(method).__name__, target=target, seed=seed, accuracy=_mean_accuracy(method, target_data)))
     return Table(rows, "leave-one-domain-out accuracy (%)")
 
-# %% ../nbs/06_protocols.ipynb #e15e7ad2
+# %% ../nbs/06_protocols.ipynb #074827f4
 def cross_dataset(make_method, source_train, source_test, targets, shots=16, seeds=(1, 2, 3), transform=None, name=None, **trainer_kw):
     "Train on the source dataset, evaluate on its test set and, with class names swapped, on each target."
     rows, source_data = [], source_test.dataset(transform)
