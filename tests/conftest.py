@@ -43,3 +43,18 @@ def test(clip):
     from clipexplore.engine import FeatureDataset
     from clipexplore.toyworld import ToyWorld
     return FeatureDataset.encode(clip, ToyWorld(800, seed=7, distractors=True))
+
+
+def base_class_accuracies(clip, pool, make, **trainer_kw):
+    "Mean accuracy on held-out base-class images of `make(classnames)` trained on 16 shots of the 5 base classes, and of zero-shot CLIP."
+    from clipexplore.data import few_shot, subset_classes, toy_recordset
+    from clipexplore.engine import Trainer, evaluate
+    from clipexplore.methods.zeroshot import ZeroShotClassifier
+    from clipexplore.toyworld import ToyWorld
+    base = list(range(5))
+    train = subset_classes(few_shot(pool, 16, seed=1), base)
+    test = subset_classes(toy_recordset(ToyWorld(600, seed=7, domains=TRAIN_DOMAINS, distractors=True)), base).dataset(clip.preprocess)
+    torch.manual_seed(0)
+    trainer = Trainer(make(train.classes), train.dataset(clip.preprocess), progress=False, **trainer_kw).fit()
+    mean = lambda table: table.where(domain="mean")[0]["accuracy"]
+    return mean(trainer.evaluate(test)), mean(evaluate(ZeroShotClassifier(clip, train.classes), test))

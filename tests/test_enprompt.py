@@ -1,12 +1,9 @@
 "EnPrompt: starts from the hand-crafted text features, its OT term is differentiable and acts, it learns base classes."
 import torch
 
-from clipexplore.data import few_shot, subset_classes, toy_recordset
-from clipexplore.engine import Trainer, evaluate
 from clipexplore.methods.enprompt import EnPrompt, ot_discrepancy
-from clipexplore.methods.zeroshot import ZeroShotClassifier
 from clipexplore.toyworld import ToyWorld
-from conftest import TRAIN_DOMAINS
+from conftest import base_class_accuracies
 
 
 def test_external_layer_starts_at_the_handcrafted_features(clip, pool):
@@ -35,10 +32,5 @@ def test_ot_term_acts_and_base_classes_improve(clip, pool):
         assert terms["ot"] > 0 and torch.isclose(terms["loss"], terms["ce"] + weight * terms["ot"])
         terms["loss"].backward(); grads.append(method.visual.grad.clone())
     assert (grads[0] - grads[1]).abs().max() > 0
-    base = list(range(5))
-    train = subset_classes(few_shot(pool, 16, seed=1), base)
-    test = subset_classes(toy_recordset(ToyWorld(600, seed=7, domains=TRAIN_DOMAINS, distractors=True)), base).dataset(clip.preprocess)
-    torch.manual_seed(0)
-    trainer = Trainer(EnPrompt(clip, train.classes), train.dataset(clip.preprocess), epochs=20, progress=False).fit()
-    mean = lambda t: t.where(domain="mean")[0]["accuracy"]
-    assert mean(trainer.evaluate(test)) > mean(evaluate(ZeroShotClassifier(clip, train.classes), test)) + 3
+    trained, zero_shot = base_class_accuracies(clip, pool, lambda n: EnPrompt(clip, n), epochs=20)
+    assert trained > zero_shot + 3

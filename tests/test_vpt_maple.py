@@ -1,13 +1,13 @@
 "VPT and MaPLe train through the vision tower on the toy world and beat zero-shot where they trained; their prompts act."
 import torch
 
-from clipexplore.data import few_shot, subset_classes, toy_recordset
+from clipexplore.data import few_shot, toy_recordset
 from clipexplore.engine import Trainer, evaluate
 from clipexplore.methods.maple import MaPLe
 from clipexplore.methods.vpt import VPT
 from clipexplore.methods.zeroshot import ZeroShotClassifier
 from clipexplore.toyworld import ToyWorld
-from conftest import TRAIN_DOMAINS
+from conftest import TRAIN_DOMAINS, base_class_accuracies
 
 
 def seen_mean(table): return sum(r["accuracy"] for r in table if r["domain"] in TRAIN_DOMAINS) / len(TRAIN_DOMAINS)
@@ -23,12 +23,8 @@ def test_deep_vpt_beats_zero_shot_on_its_training_domains(clip, pool):
 
 
 def test_maple_beats_zero_shot_on_base_classes(clip, pool):
-    base = list(range(5))
-    train = subset_classes(few_shot(pool, 16, seed=1), base)
-    test = subset_classes(toy_recordset(ToyWorld(600, seed=7, domains=TRAIN_DOMAINS, distractors=True)), base).dataset(clip.preprocess)
-    torch.manual_seed(0)
-    trainer = Trainer(MaPLe(clip, train.classes), train.dataset(clip.preprocess), epochs=20, lr=0.0035, progress=False).fit()
-    assert seen_mean(trainer.evaluate(test)) > seen_mean(evaluate(ZeroShotClassifier(clip, train.classes), test)) + 3
+    trained, zero_shot = base_class_accuracies(clip, pool, lambda n: MaPLe(clip, n), epochs=20, lr=0.0035)
+    assert trained > zero_shot + 3
 
 
 def test_vpt_prompts_and_maple_couplers_receive_gradients(clip, pool):
