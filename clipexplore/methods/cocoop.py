@@ -7,7 +7,7 @@ Docs: https://clipexplore.github.io/clipexplore/cocoop.html.md"""
 # %% auto #0
 __all__ = ['CoCoOp']
 
-# %% ../../nbs/12_cocoop.ipynb #fd7bf28f
+# %% ../../nbs/12_cocoop.ipynb #fabc5e45
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,7 +16,7 @@ from ..engine import Method
 from .coop import PromptEmbeddings, init_context
 from .zeroshot import check_classnames
 
-# %% ../../nbs/12_cocoop.ipynb #a00894ea
+# %% ../../nbs/12_cocoop.ipynb #7c791048
 class CoCoOp(Method):
     "CoCoOp: CoOp's context plus a per-image shift from a meta-net on the image feature."
     uses_image_features = True
@@ -38,12 +38,7 @@ class CoCoOp(Method):
 
     def conditional_class_features(self, image_features):
         "Normalised text features [B, C, E] of each image's own prompts."
-        p, (B, C) = self.prompt, (image_features.shape[0], len(self.classnames))
-        ctx = self.ctx[None] + self.meta_net(image_features)[:, None]                  # [B, M, D]
-        ctx = ctx[:, None].expand(B, C, -1, -1).reshape(B * C, self.n_ctx, -1)
-        emb = torch.cat([p.prefix.repeat(B, 1, 1), ctx.to(p.prefix.dtype), p.suffix.repeat(B, 1, 1)], dim=1)
-        feats = self.clip.encode_embeddings(emb, p.eot.repeat(B))
-        return F.normalize(feats.float(), dim=-1).view(B, C, -1)
+        return self.prompt.encode_per_image(self.ctx[None] + self.meta_net(image_features)[:, None])   # context [B, M, D]
 
     def logits(self, batch):
         f = self.image_features(batch)                                                  # [B, E]

@@ -7,7 +7,7 @@ Docs: https://clipexplore.github.io/clipexplore/coop.html.md"""
 # %% auto #0
 __all__ = ['PromptEmbeddings', 'assemble_prompts', 'init_context', 'CoOp', 'HandcraftedReference']
 
-# %% ../../nbs/11_coop.ipynb #5976a256
+# %% ../../nbs/11_coop.ipynb #cf2dab16
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,7 +15,7 @@ from torch import nn
 from ..engine import Method
 from .zeroshot import check_classnames
 
-# %% ../../nbs/11_coop.ipynb #e4e8ac6f
+# %% ../../nbs/11_coop.ipynb #8c53b6a7
 class PromptEmbeddings(nn.Module):
     "Frozen prefix/suffix embeddings of '{words} {class}.' prompts whose tokens 1..n_ctx are replaced, and EOT positions."
     def __init__(self, clip, classnames, n_ctx, words=None):
@@ -34,7 +34,20 @@ class PromptEmbeddings(nn.Module):
         self.register_buffer("eot", eot, persistent=False)
         self.name_lens = name_lens
 
-# %% ../../nbs/11_coop.ipynb #65cbdf36
+    def encode(self, ctx, deep_prompts=None):
+        "Normalised text features [C, E] with context `ctx` ([M, D] shared or [C, M, D]) after the SOS token."
+        ctx = ctx.expand(len(self.classnames), -1, -1) if ctx.dim() == 2 else ctx
+        emb = torch.cat([self.prefix, ctx.to(self.prefix.dtype), self.suffix], dim=1)
+        return F.normalize(self.clip.encode_embeddings(emb, self.eot, deep_prompts).float(), dim=-1)
+
+    def encode_per_image(self, ctx):
+        "Normalised text features [B, C, E] with each image's own context `ctx` [B, M, D]."
+        B, C = ctx.shape[0], len(self.classnames)
+        ctx = ctx[:, None].expand(B, C, -1, -1).reshape(B * C, *ctx.shape[1:])
+        emb = torch.cat([self.prefix.repeat(B, 1, 1), ctx.to(self.prefix.dtype), self.suffix.repeat(B, 1, 1)], dim=1)
+        return F.normalize(self.clip.encode_embeddings(emb, self.eot.repeat(B)).float(), dim=-1).view(B, C, -1)
+
+# %% ../../nbs/11_coop.ipynb #372f3324
 def assemble_prompts(prefix, ctx, suffix, name_lens, position="end"):
     "Token embeddings [C, L, D] of prompts with context `ctx` [C, M, D] placed around the class tokens."
     if position == "end": return torch.cat([prefix, ctx, suffix], dim=1)
@@ -47,7 +60,7 @@ def assemble_prompts(prefix, ctx, suffix, name_lens, position="end"):
         rows.append(torch.cat(parts, dim=1))
     return torch.cat(rows, dim=0)
 
-# %% ../../nbs/11_coop.ipynb #37968c01
+# %% ../../nbs/11_coop.ipynb #e342871c
 def init_context(clip, n_ctx=16, ctx_init=None, n_classes=None):
     "Context vectors [M, D] (or [C, M, D] for class-specific): from the words `ctx_init`, or N(0, 0.02)."
     if ctx_init:
@@ -58,7 +71,7 @@ def init_context(clip, n_ctx=16, ctx_init=None, n_classes=None):
     shape = (n_classes, n_ctx, clip.text_width) if n_classes else (n_ctx, clip.text_width)
     return torch.empty(shape).normal_(0, 0.02)
 
-# %% ../../nbs/11_coop.ipynb #67cc5d85
+# %% ../../nbs/11_coop.ipynb #9a6a55f1
 class CoOp(Method):
     "CoOp: learnable context vectors before (or around) the class name; CLIP frozen."
     uses_image_features = True
@@ -94,7 +107,7 @@ class CoOp(Method):
     def logits(self, batch):
         return self.clip.logit_scale * self.image_features(batch) @ self.class_features().T
 
-# %% ../../nbs/11_coop.ipynb #d2f22a36
+# %% ../../nbs/11_coop.ipynb #4564a4f5
 class HandcraftedReference:
     "Mixin for CoOp variants: `handcrafted` holds the class features of `self.template`, refreshed by `set_classes`."
     def _encode_handcrafted(self):

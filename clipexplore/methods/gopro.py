@@ -7,7 +7,7 @@ Docs: https://clipexplore.github.io/clipexplore/gopro.html.md"""
 # %% auto #0
 __all__ = ['mocov3_augment', 'augmix_augment', 'augment_views', 'simclr_loss', 'GOPro']
 
-# %% ../../nbs/21_gopro.ipynb #20da6f29
+# %% ../../nbs/21_gopro.ipynb #8c8a31c9
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,7 +18,7 @@ from .coop import PromptEmbeddings, init_context
 from .zeroshot import check_classnames
 from ..toyworld import CLIP_MEAN, CLIP_STD
 
-# %% ../../nbs/21_gopro.ipynb #e3860c1f
+# %% ../../nbs/21_gopro.ipynb #a99ad5f6
 def mocov3_augment(size):
     "MoCo v3's augmentation of one [3, H, W] image in [0, 1]."
     return T.Compose([T.RandomResizedCrop(size, scale=(0.08, 1.0), antialias=True),
@@ -45,7 +45,7 @@ def augment_views(images):
     augmix_views = torch.stack([augmix((p * 255).round().to(torch.uint8)) for p in pixels]).float() / 255
     return _normalise(moco_views), _normalise(augmix_views)
 
-# %% ../../nbs/21_gopro.ipynb #959aee33
+# %% ../../nbs/21_gopro.ipynb #68fdc6ca
 def simclr_loss(a, b, temperature=0.1):
     "SimCLR's NT-Xent between two views [B, D] (SLIP's form: in-view negatives, symmetric)."
     a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
@@ -53,7 +53,7 @@ def simclr_loss(a, b, temperature=0.1):
     aa, bb, ab, ba = a @ a.T / temperature - self_mask, b @ b.T / temperature - self_mask, a @ b.T / temperature, b @ a.T / temperature
     return (F.cross_entropy(torch.cat([ab, aa], 1), labels) + F.cross_entropy(torch.cat([ba, bb], 1), labels)) / 2
 
-# %% ../../nbs/21_gopro.ipynb #206b4273
+# %% ../../nbs/21_gopro.ipynb #2e29320b
 class GOPro(Method):
     "Context shifted per image by per-layer style and content statistics; prompt consistency and SimCLR across augmentations."
     def __init__(self, clip, classnames, n_ctx=4, ctx_init="a photo of a", consistency_weight=1.0, simclr_weight=0.1, temperature=0.1):
@@ -83,10 +83,7 @@ class GOPro(Method):
 
     def class_features(self, shift):
         "Per-image normalised class text features [B, C, E] with the context shifted by `shift` [B, D_t]."
-        p, (B, C) = self.prompt, (shift.shape[0], len(self.classnames))
-        ctx = (self.ctx[None] + shift[:, None])[:, None].expand(B, C, -1, -1).reshape(B * C, self.ctx.shape[0], -1)
-        emb = torch.cat([p.prefix.repeat(B, 1, 1), ctx.to(p.prefix.dtype), p.suffix.repeat(B, 1, 1)], dim=1)
-        return F.normalize(self.clip.encode_embeddings(emb, p.eot.repeat(B)).float(), dim=-1).view(B, C, -1)
+        return self.prompt.encode_per_image(self.ctx[None] + shift[:, None])
 
     def logits(self, batch):
         f, shift = self.encode(batch["image"])

@@ -7,7 +7,7 @@ Docs: https://clipexplore.github.io/clipexplore/maple.html.md"""
 # %% auto #0
 __all__ = ['MaPLe']
 
-# %% ../../nbs/17_maple.ipynb #50f8af15
+# %% ../../nbs/17_maple.ipynb #45ed1639
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,7 +16,7 @@ from ..engine import Method
 from .coop import PromptEmbeddings, init_context
 from .zeroshot import check_classnames
 
-# %% ../../nbs/17_maple.ipynb #a83219f2
+# %% ../../nbs/17_maple.ipynb #31f6db6b
 class MaPLe(Method):
     "Multi-modal prompt learning: deep text prompts and the visual prompts coupled to them by linear maps."
     def __init__(self, clip, classnames, n_ctx=2, ctx_init="a photo of a", depth=9):
@@ -41,9 +41,8 @@ class MaPLe(Method):
 
     def class_features(self):
         "Normalised text features [C, E] with the deep text prompts."
-        p, prompts = self.prompt, self.text_prompts()
-        emb = torch.cat([p.prefix, prompts[0].expand(len(self.classnames), -1, -1).to(p.prefix.dtype), p.suffix], dim=1)
-        return F.normalize(self.clip.encode_embeddings(emb, p.eot, deep_prompts=[None] + list(prompts[1:])).float(), dim=-1)
+        prompts = self.text_prompts()
+        return self.prompt.encode(prompts[0], deep_prompts=[None] + list(prompts[1:]))
 
     def visual_prompts(self):
         "The coupled visual prompts of layers 0..J-1: [J, n, D_v]."

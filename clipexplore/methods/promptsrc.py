@@ -7,7 +7,7 @@ Docs: https://clipexplore.github.io/clipexplore/promptsrc.html.md"""
 # %% auto #0
 __all__ = ['PromptSRC', 'gaussian_epoch_weights', 'GaussianPromptAggregation']
 
-# %% ../../nbs/18_promptsrc.ipynb #01116004
+# %% ../../nbs/18_promptsrc.ipynb #c300ebd1
 import math
 
 import torch
@@ -19,7 +19,7 @@ from .coop import PromptEmbeddings, init_context
 from .vpt import deep_prompt_list
 from .zeroshot import TOY_TEMPLATES, check_classnames, class_text_features
 
-# %% ../../nbs/18_promptsrc.ipynb #7f3aecf6
+# %% ../../nbs/18_promptsrc.ipynb #fc3ef022
 class PromptSRC(Method):
     "Independent deep text and visual prompts, self-regulated towards frozen CLIP (L1 on features, KL on logits)."
     def __init__(self, clip, classnames, n_ctx=4, ctx_init="a photo of a", n_visual=4, depth=9,
@@ -48,9 +48,7 @@ class PromptSRC(Method):
 
     def class_features(self):
         "Normalised prompted text features [C, E]."
-        p = self.prompt
-        emb = torch.cat([p.prefix, self.ctx.expand(len(self.classnames), -1, -1).to(p.prefix.dtype), p.suffix], dim=1)
-        return F.normalize(self.clip.encode_embeddings(emb, p.eot, deep_prompts=[None] + list(self.deep_text)).float(), dim=-1)
+        return self.prompt.encode(self.ctx, deep_prompts=[None] + list(self.deep_text))
 
     def prompted_image_features(self, images):
         shallow, deep = deep_prompt_list(self.visual)
@@ -72,7 +70,7 @@ class PromptSRC(Method):
         return {"loss": ce + self.text_weight * l1_text + self.image_weight * l1_image + self.kl_weight * kl,
                 "ce": ce, "l1_text": l1_text, "l1_image": l1_image, "kl": kl}
 
-# %% ../../nbs/18_promptsrc.ipynb #f51d562e
+# %% ../../nbs/18_promptsrc.ipynb #46e25765
 def gaussian_epoch_weights(epochs, mean, std):
     "Weights g_1..g_epochs proportional to N(e; mean, std^2), summing to 1."
     w = torch.tensor([math.exp(-0.5 * ((e - mean) / std) ** 2) for e in range(1, epochs + 1)])
