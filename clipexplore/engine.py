@@ -182,6 +182,7 @@ class Trainer:
         self.cached = cache_features and getattr(method, "uses_image_features", False)
         self.train, self.valid = self._prepare(train), self._prepare(valid)
         if len(self.train) == 0: raise ValueError("the training set is empty")
+        if hasattr(method, "init_from_data"): method.init_from_data(self.train)   # prototypes, caches: built from the training data once
         self.opt = torch.optim.SGD(self.params, lr=lr, momentum=momentum, weight_decay=weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
         self.epoch, self.step_in_epoch, self.history, self.last, self.best = 0, 0, [], {}, None
