@@ -259,7 +259,8 @@ def _run_epoch(self:Trainer, bar):
 def _end_epoch(self:Trainer, losses, t0):
     record = dict(epoch=self.epoch + 1, lr=self.opt.param_groups[0]["lr"], **losses, seconds=time.perf_counter() - t0)
     if self.valid is not None:
-        record["val_accuracy"] = self.evaluate(self.valid).where(domain="mean")[0]["accuracy"]
+        self.val_table = self.evaluate(self.valid)                             # per domain: callbacks may read it
+        record["val_accuracy"] = self.val_table.where(domain="mean")[0]["accuracy"]
         if self.select == "val" and (self.best is None or record["val_accuracy"] > self.best[0]):
             self.best = (record["val_accuracy"], {k: v.clone() for k, v in self.method.trainable_state().items()})
     self.history.append(record)
