@@ -24,15 +24,10 @@ from .backbone import autocast
 from .engine import FeatureDataset
 from .evaluate import Table, encode_dataset
 from .methods.coop import CoOp
+from .methods.zeroshot import _check_templates, class_text_features
 from .toyworld import COLOURS, DOMAINS, OBJECTS, SIZES, TEXTURES
 
 # %% ../nbs/30_concepts.ipynb #6809afac
-def _check_templates(templates):
-    templates = (templates,) if isinstance(templates, str) else tuple(templates)
-    bad = [t for t in templates if "{}" not in t]
-    if not templates or bad: raise ValueError(f"templates need a '{{}}' where the concept goes; got {bad or templates}")
-    return templates
-
 def _check_concepts(texts):
     bad = [t for t in texts if not isinstance(t, str) or not t.strip()]
     if bad: raise ValueError(f"concepts must be non-empty strings; got {bad[:3]}")
@@ -72,15 +67,10 @@ class ConceptBank:
                 n = len(self.clip.tokenizer.encode(p)) + 2               # + start and end tokens
                 if n > limit: raise ValueError(f"concept {self.texts[i]!r} is {n} tokens as {p[:40]!r}...; the text encoder holds {limit}: shorten it")
 
-    @torch.no_grad()
     def _encode(self):
-        "Normalised text features [M, E]: each concept's template ensemble, averaged and renormalised."
-        feats = []
-        for i in range(len(self)):
-            with autocast(self.clip.device):
-                f = F.normalize(self.clip.encode_text(self._prompts(i)).float(), dim=-1)
-            feats.append(F.normalize(f.mean(0), dim=-1))
-        return torch.stack(feats)
+        "Normalised text features [M, E]: each family's template ensemble (as for class names), in bank order."
+        return torch.cat([class_text_features(self.clip, [self.texts[i] for i in self.indices(f)], self.templates[f])
+                          for f in self.family_names()]).float()
 
     def __len__(self): return len(self.texts)
     def __repr__(self):
@@ -164,15 +154,12 @@ def concept_auc(scores, truth, bank):
 
 def score_against_truth(extractors, truth, bank, seed=0):
     "A table of mean AUC per concept family for each extractor's scores, with a shuffled-label baseline."
-    rows, rng = [], np.random.default_rng(seed)
-    shuffled = truth[rng.permutation(len(truth))]
-    first = next(iter(extractors.values()))
-    for name, scores in [*extractors.items(), ("shuffled labels", None)]:
-        auc = concept_auc(first if scores is None else scores, shuffled if scores is None else truth, bank)
-        row = {"extractor": name}
-        for family in bank.family_names(): row[family] = float(np.nanmean(auc[bank.indices(family)]))
-        row["mean"] = float(np.nanmean([row[f] for f in bank.family_names()]))
-        rows.append(row)
+    def family_means(name, auc):
+        row = {"extractor": name, **{f: float(np.nanmean(auc[bank.indices(f)])) for f in bank.family_names()}}
+        return dict(row, mean=float(np.nanmean([row[f] for f in bank.family_names()])))
+    rows = [family_means(name, concept_auc(scores, truth, bank)) for name, scores in extractors.items()]
+    shuffled = truth[np.random.default_rng(seed).permutation(len(truth))]
+    rows.append(family_means("shuffled labels", concept_auc(next(iter(extractors.values())), shuffled, bank)))
     return Table(rows, title="concept AUC against the toy world's ground truth")
 
 # %% ../nbs/30_concepts.ipynb #25c24c37

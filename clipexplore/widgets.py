@@ -91,7 +91,6 @@ class Recorder(Callback):
             row["drift"] = (1 - (text * self.reference).sum(-1)).tolist()             # per class
         with self.lock: self.epochs.append(row)
         if self.probe_data is not None: self._record_frame(trainer, trainer.epoch)
-        trainer.method.train()
 
     @torch.no_grad()
     def _record_frame(self, trainer, epoch):

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine import Method, as_features
-from .adapters import cache_affinity
+from ..engine import Method
+from .adapters import cache_affinity, training_features
 from .zeroshot import check_classnames, class_text_features
 
 # %% ../../nbs/31_ccli.ipynb #829aa3c3
@@ -44,8 +44,7 @@ class CCLI(Method):
 
     def init_from_data(self, train):
         "Learn the initial visual concepts from the training features."
-        feats = as_features(self, train).features
-        feats = F.normalize((feats.mean(0) if feats.dim() == 3 else feats).float(), dim=-1).to(self.text_concepts.device)
+        feats = training_features(self, train)[0].to(self.text_concepts.device)
         with torch.no_grad(): self.visual_concepts.copy_(select_visual_concepts(feats, self.text_concepts, self.top_k))
 
     def concept_representation(self, image_features):

@@ -39,7 +39,7 @@ def check_classnames(classnames):
 def _check_templates(templates):
     if isinstance(templates, str): templates = [templates]
     bad = [t for t in templates if "{}" not in t]
-    if not templates or bad: raise ValueError(f"templates need a '{{}}' where the class name goes; got {bad or templates}")
+    if not templates or bad: raise ValueError(f"templates need a '{{}}' where the class name or concept goes; got {bad or templates}")
     return list(templates)
 
 # %% ../../nbs/10_zeroshot.ipynb #1d3e080a
