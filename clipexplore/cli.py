@@ -21,6 +21,7 @@ from .evaluate import Table, confusion_matrix, plot_confusion
 from .methods.coop import CoOp
 from .methods.zeroshot import TOY_TEMPLATES, ZeroShotClassifier
 from .toyworld import OBJECTS, ToyWorld
+from .widgets import Dashboard
 
 # %% ../nbs/90_cli.ipynb #4c5dbe58
 def demo_figure(world, tables, preds, labels, domains):
@@ -51,8 +52,8 @@ def demo_figure(world, tables, preds, labels, domains):
     return fig
 
 # %% ../nbs/90_cli.ipynb #5618537b
-def demo(out="clipexplore_demo.png", n=800, seed=7, shots=16, epochs=50, device=None):
-    "Zero-shot vs CoOp on a held-out toy world: print per-domain tables, write a PNG; returns the table."
+def demo(out="clipexplore_demo.png", n=800, seed=7, shots=16, epochs=50, device=None, dashboard_out="clipexplore_dashboard.png"):
+    "Zero-shot vs CoOp on a held-out toy world: print per-domain tables, write the results and training-dashboard PNGs; returns the table."
     t0 = time.perf_counter()
     clip = load_clip("toy", device=device)
     world = ToyWorld(n, seed=seed, distractors=True)
@@ -62,7 +63,9 @@ def demo(out="clipexplore_demo.png", n=800, seed=7, shots=16, epochs=50, device=
     pool = toy_recordset(ToyWorld(3000, seed=11, domains=("photo", "cartoon", "painting"), distractors=True))
     torch.manual_seed(0)
     coop = CoOp(clip, pool.classes, n_ctx=16)
-    Trainer(coop, few_shot(pool, shots, seed=1).dataset(clip.preprocess), epochs=epochs).fit()
+    valid = ToyWorld(300, seed=seed + 1, distractors=True)                       # the dashboard's per-epoch validation, not the test world
+    dashboard = Dashboard(valid, title=f"CoOp {shots}-shot on the toy world", display=False)
+    Trainer(coop, few_shot(pool, shots, seed=1).dataset(clip.preprocess), epochs=epochs, callbacks=[dashboard]).fit()
     methods = {"zero-shot": ZeroShotClassifier(clip, OBJECTS), "zero-shot ensemble": ZeroShotClassifier(clip, OBJECTS, TOY_TEMPLATES),
                f"CoOp {shots}-shot": coop}
     tables = [evaluate(m, test, name=name) for name, m in methods.items()]
@@ -71,7 +74,8 @@ def demo(out="clipexplore_demo.png", n=800, seed=7, shots=16, epochs=50, device=
     preds, labels, domains = predict(coop, test)
     fig = demo_figure(world, tables, preds, labels, domains)
     fig.savefig(out, dpi=110)
-    print(f"\nwrote {Path(out).resolve()} ({time.perf_counter() - t0:.0f} s)")
+    dashboard.save_png(dashboard_out)
+    print(f"\nwrote {Path(out).resolve()} and {Path(dashboard_out).resolve()} ({time.perf_counter() - t0:.0f} s)")
     return table
 
 # %% ../nbs/90_cli.ipynb #ad94dd7e
@@ -80,7 +84,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="clipexplore", description="Explore prompt learning on CLIP.")
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="zero-shot and CoOp with the bundled toy CLIP on a held-out toy world; print a table, write a PNG")
-    d.add_argument("--out", default="clipexplore_demo.png", help="where to write the figure")
+    d.add_argument("--out", default="clipexplore_demo.png", help="where to write the results figure")
+    d.add_argument("--dashboard", default="clipexplore_dashboard.png", help="where to write the training dashboard's figure")
     d.add_argument("--n", type=int, default=800, help="number of held-out images")
     d.add_argument("--seed", type=int, default=7, help="seed of the held-out world")
     d.add_argument("--shots", type=int, default=16, help="CoOp's shots per class")
@@ -88,4 +93,4 @@ def main(argv=None):
     d.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     args = parser.parse_args(argv)
     import matplotlib; matplotlib.use("Agg")       # a shell has no display: draw to files
-    if args.command == "demo": demo(args.out, args.n, args.seed, args.shots, args.epochs, args.device)
+    if args.command == "demo": demo(args.out, args.n, args.seed, args.shots, args.epochs, args.device, args.dashboard)

@@ -1,0 +1,164 @@
+"The dashboard's recording, drawing, budget and background training; a plain nbclient run (no front end)."
+import time
+from types import SimpleNamespace
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+from clipexplore.engine import FeatureDataset, Trainer, coop_lr
+from clipexplore.methods.coop import CoOp
+from clipexplore.widgets import BackgroundFit, Dashboard, DriftView, Recorder, Throttle, fit_in_background, pca_frames
+
+
+@pytest.fixture(scope="module")
+def base_new(clip, pool):
+    "16 shots of the 5 base classes, and held-out base and new-class sets, encoded."
+    from clipexplore.data import base_new_split, few_shot, subset_classes, toy_recordset
+    from clipexplore.toyworld import ToyWorld
+    held_out = toy_recordset(ToyWorld(300, seed=8, distractors=True))
+    base, new = base_new_split(len(pool.classes))
+    encode = lambda records: FeatureDataset.encode(clip, records.dataset(clip.preprocess))
+    return encode(subset_classes(few_shot(pool, 16, seed=1), base)), encode(subset_classes(held_out, base)), encode(subset_classes(held_out, new))
+
+
+def coop(clip, classes): return CoOp(clip, classes, n_ctx=4, ctx_init="a photo of a")
+
+
+def test_recorder_history_base_new_and_drift(clip, base_new):
+    train, valid, new = base_new
+    method = coop(clip, train.classes)
+    recorder = Recorder(valid, new=new, embed_every=0, budget=1)
+    trainer = Trainer(method, train, epochs=6, callbacks=[recorder], progress=False).fit()
+    snap = recorder.snapshot()
+    assert [e["epoch"] for e in snap["epochs"]] == list(range(1, 7))
+    assert set(snap["epochs"][0]) >= {"photo", "sketch", "mean", "new classes"}
+    assert method.classnames == train.classes                                   # new-class evaluation put them back
+    assert [f["epoch"] for f in snap["frames"]] == list(range(7))
+    first, last = snap["frames"][0], snap["frames"][-1]
+    assert max(first["drift"]) < 1e-4 < max(last["drift"])                        # zero-shot's prompt, then learned away from it
+    n = min(200, len(valid))                                                     # probe: the first 200 validation images
+    assert first["images"].shape[0] == n and first["text"].shape[0] == 5
+    assert torch.allclose(first["images"].norm(dim=-1), torch.ones(n), atol=1e-4)
+    per_epoch = [coop_lr(e, 6, 0.002) for e in range(6) for _ in range(trainer.batches_per_epoch)]
+    assert [s["lr"] for s in snap["steps"]] == per_epoch and snap["steps"][-1]["epoch"] == 6     # warm-up, then cosine
+    snap["steps"].clear(); assert recorder.steps                                # snapshots are copies
+
+
+def test_recorder_needs_set_classes_for_new_classes(base_new):
+    _, valid, new = base_new
+    with pytest.raises(ValueError, match="set_classes"):
+        Recorder(valid, new=new).before_fit(SimpleNamespace(method=SimpleNamespace()))
+
+
+def test_embedding_frames_stay_within_budget(clip, base_new):
+    "Throttled frames: the first, the last, and few between; the budget sets the gap from the measured cost."
+    train, valid, _ = base_new
+    recorder = Recorder(valid, embed_every=60)
+    Trainer(coop(clip, train.classes), train, epochs=8, callbacks=[recorder], progress=False).fit()
+    assert [f["epoch"] for f in recorder.frames] == [0, 8]
+    throttle = Throttle(0, budget=0.25)
+    throttle.run(time.sleep, 0.05)
+    assert not throttle.due() and throttle.next - time.perf_counter() > 0.1      # 0.05 s of work buys 0.2 s of rest
+
+
+def test_dashboard_reuses_one_figure_and_its_artists(clip, base_new):
+    train, valid, new = base_new
+    dashboard = Dashboard(valid, new=new, every_steps=1, every_seconds=0, budget=1, display=True)
+    figure, pictures = dashboard.figure, []
+    dashboard.image.observe(lambda change: pictures.append(change["new"]), "value")
+    Trainer(coop(clip, train.classes), train, epochs=30, callbacks=[dashboard], progress=False).fit()
+    assert dashboard.redraws >= 3 and len(pictures) == dashboard.redraws and len(set(pictures)) > 2
+    assert dashboard.figure is figure and not matplotlib.pyplot.get_fignums()    # one Agg figure, outside pyplot: no leak
+    assert "<b>done</b>" in dashboard.status.value and 0 < dashboard.seconds
+    lines = [len(ax.lines) for ax in figure.axes]
+    dashboard.redraw()
+    assert [len(ax.lines) for ax in figure.axes] == lines                       # updated, not re-created
+
+
+def test_headless_dashboard_records_and_saves(clip, base_new, tmp_path):
+    train, valid, _ = base_new
+    dashboard = Dashboard(valid, display=False)
+    assert dashboard.widget is None
+    Trainer(coop(clip, train.classes), train, epochs=3, callbacks=[dashboard], progress=False).fit()
+    assert dashboard.redraws == 0 and len(dashboard.epochs) == 3
+    path = dashboard.save_png(tmp_path / "dashboard.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    drift = DriftView(dashboard)
+    assert len(drift.coords) == len(dashboard.frames) and drift.coords[0].shape == (min(200, len(valid)) + 5, 2)
+    assert (tmp_path / "map.png").exists() is False and drift.save_png(tmp_path / "map.png", k=0).exists()
+
+
+def test_pca_frames_fit_once_on_the_first_frame(clip, base_new):
+    train, valid, _ = base_new
+    recorder = Recorder(valid, embed_every=0, budget=1)
+    Trainer(coop(clip, train.classes), train, epochs=3, callbacks=[recorder], progress=False).fit()
+    coords = pca_frames(recorder.frames)
+    n = len(recorder.frames[0]["images"])
+    np.testing.assert_allclose(coords[0][:n], coords[-1][:n], atol=1e-5)        # CoOp: image features fixed, same axes
+    assert np.abs(coords[-1][n:] - coords[0][n:]).max() > 0                      # the class texts moved
+    with pytest.raises(ValueError, match="probe"): pca_frames([dict(recorder.frames[0], images=None)])
+    with pytest.raises(ValueError, match="choose"): DriftView(recorder, method="tsne")
+
+
+def test_background_fit_pause_resume_stop(clip, base_new):
+    train, valid, _ = base_new
+    dashboard = Dashboard(valid, display=False)
+    run = fit_in_background(Trainer(coop(clip, train.classes), train, epochs=500, callbacks=[dashboard], progress=False))
+    while len(dashboard.snapshot()["steps"]) < 3: time.sleep(0.05)
+    run.pause(); time.sleep(0.3)
+    held = len(dashboard.snapshot()["steps"]); time.sleep(0.4)
+    assert len(dashboard.snapshot()["steps"]) == held and run.running            # paused between batches
+    run.resume(); time.sleep(0.3); run.stop()
+    trainer = run.join(timeout=60)
+    assert not run.running and held < len(dashboard.steps) and trainer.epoch < 500
+    assert [f["epoch"] for f in dashboard.frames][-1] == trainer.epoch            # the stopped state gets its frame
+
+
+def test_background_fit_reraises_training_errors(clip, base_new):
+    train, _, _ = base_new
+    method = coop(clip, train.classes)
+    method.loss = lambda batch: {"loss": method.ctx.sum().detach() * float("nan")}
+    run = BackgroundFit(Trainer(method, train, epochs=2, progress=False))
+    with pytest.raises(FloatingPointError, match="loss is nan"): run.join(timeout=60)
+    with pytest.raises(ValueError, match="Dashboard"): run.stop()
+
+
+def live_notebook(epochs, background_stop=False):
+    "A notebook that trains CoOp with a displayed Dashboard (and, optionally, a background run to stop with its button)."
+    import nbformat
+    setup = """import torch
+from clipexplore.backbone import load_clip
+from clipexplore.data import few_shot, toy_recordset
+from clipexplore.engine import FeatureDataset, Trainer
+from clipexplore.methods.coop import CoOp
+from clipexplore.toyworld import ToyWorld
+from clipexplore.widgets import Dashboard, fit_in_background
+torch.set_num_threads(1)
+clip = load_clip(device="cpu")
+pool = toy_recordset(ToyWorld(600, seed=11, distractors=True))
+train = FeatureDataset.encode(clip, few_shot(pool, 16, seed=1).dataset(clip.preprocess))
+valid = FeatureDataset.encode(clip, ToyWorld(200, seed=8, distractors=True))
+dashboard = Dashboard(valid, every_steps=1, every_seconds=1, budget=0.5)
+dashboard"""
+    cells = [setup, f"trainer = Trainer(CoOp(clip, pool.classes, n_ctx=4), train, epochs={epochs}, callbacks=[dashboard], progress=False).fit()\n"
+                    "print('trained', trainer.epoch, 'epochs,', dashboard.redraws, 'redraws')"]
+    if background_stop:
+        cells.append("steered = Dashboard(valid, every_steps=1, every_seconds=0.5, budget=0.5)\n"
+                     "run = fit_in_background(Trainer(CoOp(clip, pool.classes, n_ctx=4), train, epochs=100_000, callbacks=[steered], progress=False))\n"
+                     "steered")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = dict(name="python3", display_name="Python 3", language="python")
+    return nb
+
+
+def test_dashboard_in_a_plain_nbclient_run():
+    "A kernel with no front end attached: widgets are built and updated, nothing crashes or blocks."
+    from nbclient import NotebookClient
+    nb = live_notebook(epochs=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    outputs = [o for cell in nb.cells for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert "trained 4 epochs" in "".join(o.get("text", "") for o in outputs)
