@@ -6,8 +6,8 @@ Docs: https://clipexplore.github.io/clipexplore/engine.html.md"""
 
 # %% auto #0
 __all__ = ['EVENTS', 'Method', 'coop_train_transform', 'model_fingerprint', 'dataset_fingerprint', 'FeatureDataset', 'Callback',
-           'StopTraining', 'TrainingDiverged', 'coop_lr', 'Trainer', 'as_features', 'predict', 'evaluate',
-           'load_learned']
+           'StopTraining', 'TrainingDiverged', 'coop_lr', 'make_optimizer', 'Trainer', 'as_features', 'predict',
+           'evaluate', 'load_learned']
 
 # %% ../nbs/04_engine.ipynb #9d0b9dd0
 import copy
@@ -57,11 +57,11 @@ class Method(nn.Module):
             return F.normalize(self.clip.encode_image(batch["image"]).float(), dim=-1)
 
 # %% ../nbs/04_engine.ipynb #b36af6ad
-def coop_train_transform(image_size=224):
+def coop_train_transform(image_size=224, scale=(0.08, 1.0)):
     "Dassl's training augmentation in CoOp's configs: random resized crop (scale 0.08-1, bicubic), flip, CLIP normalisation."
     from torchvision import transforms as T
     from clipexplore.toyworld import CLIP_MEAN, CLIP_STD
-    return T.Compose([T.RandomResizedCrop(image_size, scale=(0.08, 1.0), interpolation=T.InterpolationMode.BICUBIC),
+    return T.Compose([T.RandomResizedCrop(image_size, scale=scale, interpolation=T.InterpolationMode.BICUBIC),
                       T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(CLIP_MEAN, CLIP_STD)])
 
 # %% ../nbs/04_engine.ipynb #b8238b72
@@ -160,12 +160,20 @@ def _collate(dataset, indices):
 def _flat_optimizer_state(opt):
     return {f"optim.{i}.{k}": v for i, s in opt.state_dict()["state"].items() for k, v in s.items() if torch.is_tensor(v)}
 
+# %% ../nbs/04_engine.ipynb #264676f0
+def make_optimizer(optimizer, params, lr, momentum=0.9, weight_decay=5e-4):
+    "'sgd' (CoOp's, with momentum), 'adamw' (Tip-Adapter-F's, CLIP-ReID's), or a callable `(params, lr=, weight_decay=)`."
+    if optimizer == "sgd": return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if optimizer == "adamw": return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if callable(optimizer): return optimizer(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"optimizer={optimizer!r}: choose 'sgd', 'adamw' or a callable like functools.partial(torch.optim.AdamW, eps=1e-4)")
+
 # %% ../nbs/04_engine.ipynb #ad671cd3
 class Trainer:
     "Train a method with CoOp's defaults: cached features, per-epoch cosine with warm-up, checkpoints, resume, NaN guard."
     def __init__(self, method, train, valid=None, epochs=10, lr=0.002, batch_size=32, momentum=0.9, weight_decay=5e-4,
                  warmup_epochs=1, warmup_lr=1e-5, select="last", seed=1, device=None, callbacks=(), cache_features=True,
-                 checkpoint_dir=None, progress=True, accelerator=None):
+                 checkpoint_dir=None, progress=True, accelerator=None, optimizer="sgd"):
         if select not in ("last", "val"): raise ValueError(f"select={select!r}: choose 'last' or 'val' (never test)")
         if select == "val" and valid is None: raise ValueError("select='val' needs a validation set (valid=...)")
         self.accelerator = accelerator
@@ -173,8 +181,6 @@ class Trainer:
         if accelerator is not None: device = accelerator.device
         self.device = torch.device(device) if device is not None else method.clip.device
         self.method = method.to(self.device)
-        self.params = [p for p in method.parameters() if p.requires_grad]
-        if not self.params: raise ValueError(f"{type(method).__name__} has no trainable parameters: nothing to fit")
         self.epochs, self.lr, self.batch_size, self.seed, self.select = epochs, lr, batch_size, seed, select
         self.warmup_epochs, self.warmup_lr, self.progress = warmup_epochs, warmup_lr, progress and self.rank == 0
         self.callbacks = sorted(callbacks, key=lambda c: c.order)
@@ -182,8 +188,10 @@ class Trainer:
         self.cached = cache_features and getattr(method, "uses_image_features", False)
         self.train, self.valid = self._prepare(train), self._prepare(valid)
         if len(self.train) == 0: raise ValueError("the training set is empty")
-        if hasattr(method, "init_from_data"): method.init_from_data(self.train)   # prototypes, caches: built from the training data once
-        self.opt = torch.optim.SGD(self.params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        if hasattr(method, "init_from_data"): method.init_from_data(self.train)   # prototypes, caches (may create parameters)
+        self.params = [p for p in method.parameters() if p.requires_grad]
+        if not self.params: raise ValueError(f"{type(method).__name__} has no trainable parameters: nothing to fit")
+        self.opt = make_optimizer(optimizer, self.params, lr, momentum, weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
         self.epoch, self.step_in_epoch, self.history, self.last, self.best = 0, 0, [], {}, None
         self.interrupted = False
@@ -288,6 +296,9 @@ def fit(self:Trainer):
         raise
     finally: bar.close()
     if self.select == "val" and self.best is not None: self.method.load_trainable_state(self.best[1])
+    if hasattr(self.method, "after_fit"):                                        # e.g. Tip-Adapter-F's search on validation
+        self.method.after_fit(self)
+        if self.checkpoint_dir and self.rank == 0: self.save(self.checkpoint_dir)
     self.method.eval(); self("after_fit")
     return self
 

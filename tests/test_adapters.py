@@ -1,0 +1,51 @@
+"Adapters on frozen features: CLIP-Adapter and Tip-Adapter-F move accuracy; their mechanisms act as the papers say."
+import pytest
+import torch
+
+from clipexplore.engine import FeatureDataset, Trainer, coop_train_transform, evaluate, load_learned
+from clipexplore.methods.adapters import OFFICIAL_TIP_F, CLIPAdapter, TipAdapter, TipAdapterF
+from clipexplore.methods.zeroshot import ZeroShotClassifier
+
+from conftest import TRAIN_DOMAINS
+
+
+def mean(table): return table.where(domain="mean")[0]["accuracy"]
+
+
+@pytest.fixture(scope="module")
+def views(clip, pool):
+    "16 shots with 10 cached views (Tip-Adapter's augmentation: crop scale 0.5-1 and flip)."
+    from clipexplore.data import few_shot
+    return FeatureDataset.encode(clip, few_shot(pool, 16, seed=1).dataset(clip.preprocess), views=10,
+                                 augment=coop_train_transform(clip.image_size[0], scale=(0.5, 1.0)))
+
+
+@pytest.fixture(scope="module")
+def valid(clip):
+    from clipexplore.toyworld import ToyWorld
+    return FeatureDataset.encode(clip, ToyWorld(300, seed=8, domains=TRAIN_DOMAINS, distractors=True))
+
+
+def test_tip_adapter_f_trains_its_keys_beyond_the_training_free_cache(clip, views, valid, test, tmp_path):
+    free = TipAdapter(clip, test.classes).closed_form_fit(views, valid)
+    torch.manual_seed(1)
+    tuned = TipAdapterF(clip, test.classes)
+    Trainer(tuned, views, valid, progress=False, checkpoint_dir=tmp_path, **OFFICIAL_TIP_F).fit()
+    assert tuned.keys.requires_grad and (tuned.keys - free.keys).abs().max() > 1e-3
+    assert mean(evaluate(tuned, test)) > mean(evaluate(free, test)) > mean(evaluate(ZeroShotClassifier(clip, test.classes), test))
+    restored = load_learned(TipAdapterF(clip, test.classes), tmp_path)          # keys, values and the searched alpha, beta
+    assert (restored.alpha, restored.beta) == (tuned.alpha, tuned.beta)
+    assert mean(evaluate(restored, test)) == pytest.approx(mean(evaluate(tuned, test)))
+
+
+def test_clip_adapter_beats_zero_shot_and_keeps_naming_new_classes(clip, views, test):
+    zero_shot = ZeroShotClassifier(clip, test.classes)
+    batch = {"image_features": test.features[:32]}
+    torch.testing.assert_close(CLIPAdapter(clip, test.classes, alpha=0).logits(batch), zero_shot.logits(batch), atol=1e-4, rtol=1e-4)
+    torch.manual_seed(1)
+    adapter = CLIPAdapter(clip, test.classes)
+    Trainer(adapter, views, epochs=200, progress=False).fit()
+    assert mean(evaluate(adapter, test)) > mean(evaluate(zero_shot, test)) + 2
+    adapter.set_classes(test.classes[::-1])                                       # text-side classifier: any names
+    assert adapter.logits(batch).shape == (32, len(test.classes))
+    with pytest.raises(ValueError, match="residual ratio"): CLIPAdapter(clip, test.classes, alpha=-0.1)
