@@ -1,0 +1,33 @@
+"Fine-tuning hurts the unseen domain and new classes; WiSE-FT's weight mixtures win them back without losing in-domain accuracy."
+import pytest
+import torch
+
+from clipexplore.engine import Trainer, evaluate, load_learned
+from clipexplore.methods.finetune import FineTuner, wise_ft
+
+
+def test_wise_ft_restores_what_fine_tuning_loses(clip, pool, tmp_path):
+    from clipexplore.data import base_new_split, few_shot, subset_classes, toy_recordset
+    from clipexplore.toyworld import ToyWorld
+    held_out = toy_recordset(ToyWorld(800, seed=7, distractors=True))
+    base, new = base_new_split(len(pool.classes))
+    train = subset_classes(few_shot(pool, 16, seed=1), base).dataset(clip.preprocess)
+    base_test, new_test = (subset_classes(held_out, labels) for labels in (base, new))
+    base_test, new_classes, new_test = base_test.dataset(clip.preprocess), new_test.classes, new_test.dataset(clip.preprocess)
+
+    def accuracies(method):
+        rows = {r["domain"]: r["accuracy"] for r in evaluate(method, base_test)}
+        method.set_classes(new_classes)
+        new_acc = evaluate(method, new_test).where(domain="mean")[0]["accuracy"]
+        method.set_classes(train.classes)
+        return (rows["photo"] + rows["cartoon"] + rows["painting"]) / 3, rows["sketch"], new_acc
+
+    torch.manual_seed(0)
+    tuned = FineTuner(clip, train.classes)
+    Trainer(tuned, train, epochs=30, lr=5e-4, optimizer="adamw", weight_decay=0.1, progress=False, checkpoint_dir=tmp_path).fit()
+    zero_shot, fine, mixed = accuracies(wise_ft(tuned, 0.0)), accuracies(tuned), accuracies(wise_ft(tuned, 0.3))
+    assert fine[0] > zero_shot[0] and fine[1] < zero_shot[1] - 5 and fine[2] < zero_shot[2] - 5
+    assert mixed[1] > fine[1] + 10 and mixed[2] > fine[2] + 5 and mixed[0] >= fine[0]
+    assert all(not p.requires_grad for p in clip.parameters())
+    restored = load_learned(FineTuner(clip, train.classes), tmp_path)            # the checkpoint holds encoder and head
+    assert accuracies(restored) == pytest.approx(fine)
