@@ -49,3 +49,19 @@ def test_clip_adapter_beats_zero_shot_and_keeps_naming_new_classes(clip, views, 
     adapter.set_classes(test.classes[::-1])                                       # text-side classifier: any names
     assert adapter.logits(batch).shape == (32, len(test.classes))
     with pytest.raises(ValueError, match="residual ratio"): CLIPAdapter(clip, test.classes, alpha=-0.1)
+
+
+def test_calip_is_zero_shot_at_beta_zero_and_its_attention_reads_patches(clip, test):
+    from clipexplore.methods.calip import CALIP, calip_attention, global_and_patch_features
+    from clipexplore.methods.zeroshot import TOY_TEMPLATES
+    from clipexplore.toyworld import ToyWorld
+    world = ToyWorld(16, seed=5, distractors=True)
+    images = torch.stack([world[i]["image"] for i in range(16)])
+    plain = CALIP(clip, test.classes, beta2=0, beta3=0)
+    torch.testing.assert_close(plain.logits({"image": images}), ZeroShotClassifier(clip, test.classes, TOY_TEMPLATES).logits({"image": images}), atol=1e-4, rtol=1e-4)
+    pooled, spatial = global_and_patch_features(clip, images)
+    aware_text, _ = calip_attention(spatial, plain.class_features)
+    one_patch = spatial.clone(); one_patch[:, 0] = -spatial[:, 0]                  # the visual-aware text depends on the patches
+    assert not torch.allclose(calip_attention(one_patch, plain.class_features)[0], aware_text)
+    searched = CALIP(clip, test.classes).search(ToyWorld(120, seed=8, distractors=True))
+    assert 0.001 <= searched.beta2 <= 2 and 0.001 <= searched.beta3 <= 0.1
