@@ -31,3 +31,33 @@ def test_wise_ft_restores_what_fine_tuning_loses(clip, pool, tmp_path):
     assert all(not p.requires_grad for p in clip.parameters())
     restored = load_learned(FineTuner(clip, train.classes), tmp_path)            # the checkpoint holds encoder and head
     assert accuracies(restored) == pytest.approx(fine)
+
+
+def test_car_ft_keeps_unseen_domain_and_new_classes_near_zero_shot(clip, pool):
+    from clipexplore.data import base_new_split, few_shot, subset_classes, toy_recordset
+    from clipexplore.methods.finetune import CARFT
+    from clipexplore.toyworld import ToyWorld
+    held_out = toy_recordset(ToyWorld(1600, seed=7, distractors=True))
+    base, new = base_new_split(len(pool.classes))
+    train = subset_classes(few_shot(pool, 16, seed=1), base).dataset(clip.preprocess)
+    base_test, new_records = subset_classes(held_out, base).dataset(clip.preprocess), subset_classes(held_out, new)
+    new_test = new_records.dataset(clip.preprocess)
+
+    def accuracies(method):
+        rows = {r["domain"]: r["accuracy"] for r in evaluate(method, base_test)}
+        method.set_classes(new_records.classes)
+        new_acc = evaluate(method, new_test).where(domain="mean")[0]["accuracy"]
+        method.set_classes(train.classes)
+        return (rows["photo"] + rows["cartoon"] + rows["painting"]) / 3, rows["sketch"], new_acc
+
+    recipe = dict(epochs=30, lr=5e-4, optimizer="adamw", weight_decay=0.1, progress=False)
+    torch.manual_seed(0); plain = FineTuner(clip, train.classes); Trainer(plain, train, **recipe).fit()
+    torch.manual_seed(0); car = CARFT(clip, train.classes, beta=10.0); Trainer(car, train, **recipe).fit()
+    fine, robust = accuracies(plain), accuracies(car)
+    assert robust[0] >= fine[0] - 1 and robust[1] > fine[1] + 10 and robust[2] > fine[2] + 4
+    images = torch.stack([train[i]["image"] for i in range(64)])
+    with torch.no_grad():
+        frozen = car.context_log_probs(torch.nn.functional.normalize(clip.encode_image(images).float(), dim=-1))
+        drift = {name: torch.nn.functional.kl_div(car.context_log_probs(m.image_features({"image": images})), frozen, log_target=True,
+                                                  reduction="batchmean").item() for name, m in (("plain", plain), ("car", car))}
+    assert 0 < drift["car"] < drift["plain"] / 2                                   # the context term kept what plain fine-tuning moved
