@@ -66,3 +66,16 @@ def test_leave_one_domain_out_covers_every_domain(clip):
     rs = toy_recordset(ToyWorld(400, seed=13))
     rows = leave_one_domain_out(lambda names: ZeroShotClassifier(clip, names), rs, shots=2, seeds=(1,), transform=clip.preprocess)
     assert sorted(r["target"] for r in rows) == sorted(rs.domains)
+
+
+def test_upl_beats_zero_shot_without_any_label(clip, test):
+    from clipexplore.methods.upl import pseudo_label, upl
+    from clipexplore.toyworld import ToyWorld
+    from conftest import TRAIN_DOMAINS
+    unlabeled = FeatureDataset.encode(clip, ToyWorld(3000, seed=11, domains=TRAIN_DOMAINS, distractors=True))
+    pseudo, chosen = pseudo_label(clip, unlabeled, unlabeled.classes, k=16)
+    assert torch.bincount(pseudo.labels, minlength=10).max() <= 16 and len(set(chosen.tolist())) == len(chosen)
+    assert (pseudo.labels == unlabeled.labels[chosen]).float().mean() > 0.7             # confident pseudo-labels are mostly right
+    ensemble = upl(clip, unlabeled, unlabeled.classes, n_prompts=2)
+    mean = lambda m: evaluate(m, test).where(domain="mean")[0]["accuracy"]
+    assert mean(ensemble) > mean(ZeroShotClassifier(clip, test.classes)) + 4
