@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine import Method, as_features
-from .zeroshot import check_classnames, class_text_features
+from .zeroshot import ZeroShotHead, check_classnames, class_text_features
 
 # %% ../../nbs/24_adapters.ipynb #2d0409eb
 def training_features(method, train):
@@ -112,21 +112,16 @@ class Bottleneck(nn.Sequential):
         super().__init__(nn.Linear(dim, dim // reduction, bias=False), nn.ReLU(inplace=True),
                          nn.Linear(dim // reduction, dim, bias=False), nn.ReLU(inplace=True))
 
-class CLIPAdapter(Method):
+class CLIPAdapter(ZeroShotHead, Method):
     "CLIP-Adapter: f' = alpha * MLP(f) + (1 - alpha) * f on the image features, classified by frozen class texts."
     uses_image_features = True
 
     def __init__(self, clip, classnames, alpha=0.2, reduction=4, template="a photo of a {}."):
         super().__init__()
         if not 0 <= alpha <= 1: raise ValueError(f"alpha={alpha}: the residual ratio is a weight in [0, 1]")
-        self.clip, self.alpha, self.template = clip, alpha, template
+        self.clip, self.alpha, self.templates = clip, alpha, (template,)
         self.adapter = Bottleneck(clip.embed_dim, reduction).to(clip.device)
-        self.set_classes(classnames)
-
-    def set_classes(self, classnames):
-        "Any class names: the adapter acts on images, the classifier is zero-shot text."
-        self.classnames = check_classnames(classnames)
-        self.register_buffer("class_features", class_text_features(self.clip, self.classnames, (self.template,)).float(), persistent=False)
+        self.set_classes(classnames)                      # any class names: the adapter acts on images, the classifier is text
 
     def adapted_features(self, batch):
         f = self.image_features(batch)

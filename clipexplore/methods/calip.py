@@ -14,7 +14,7 @@ from torch import nn
 
 from ..backbone import autocast
 from ..engine import Method, _collate, _to
-from .zeroshot import TOY_TEMPLATES, check_classnames, class_text_features
+from .zeroshot import TOY_TEMPLATES, ZeroShotHead
 
 # %% ../../nbs/27_calip.ipynb #60ac254a
 def calip_attention(spatial, text, temperature=0.5):
@@ -31,7 +31,7 @@ def global_and_patch_features(clip, images):
     return F.normalize(pooled.float(), dim=-1), F.normalize(tokens.float(), dim=-1)
 
 # %% ../../nbs/27_calip.ipynb #45bbb583
-class CALIP(Method):
+class CALIP(ZeroShotHead, Method):
     "CALIP: zero-shot logits + beta2 * visual-aware texts + beta3 * text-aware visual; `few_shot=True` adds identity-initialised linear maps."
     BETA2 = torch.linspace(0.001, 2.0, 200)
     BETA3 = torch.linspace(0.001, 0.1, 200)
@@ -42,10 +42,6 @@ class CALIP(Method):
         self.few_shot = few_shot
         if few_shot: self.spatial_map, self.text_map = (_identity_linear(clip.embed_dim).to(clip.device) for _ in range(2))
         self.set_classes(classnames)
-
-    def set_classes(self, classnames):
-        self.classnames = check_classnames(classnames)
-        self.register_buffer("class_features", class_text_features(self.clip, self.classnames, self.templates).float(), persistent=False)
 
     def logit_terms(self, pooled, spatial):
         "The three logits [3, B, K]: zero-shot, visual-aware text, text-aware visual."

@@ -15,7 +15,7 @@ from torch import nn
 from ..engine import Method, _collate, _to
 from ..evaluate import accuracy_by_domain
 from .finetune import FineTuner
-from .zeroshot import check_classnames, class_text_features
+from .zeroshot import ZeroShotHead
 from ..toyworld import CLIP_MEAN, CLIP_STD
 
 # %% ../../nbs/26_tecoa.ipynb #ef514cbc
@@ -76,21 +76,17 @@ class PadPrompter(nn.Module):
 
     def forward(self, pixels): return pixels + self.prompt()
 
-class TeCoAPrompt(Method):
+class TeCoAPrompt(ZeroShotHead, Method):
     "TeCoA with a visual prompt on frozen CLIP: learned tokens after the patch tokens ('token') or a learned pixel frame ('padding')."
     def __init__(self, clip, classnames, kind="token", n_tokens=10, pad=None, eps=1 / 255, steps=2, step_size=1 / 255, template="a photo of a {}."):
         super().__init__()
-        self.clip, self.kind, self.template, self.eps, self.steps, self.step_size = clip, kind, template, eps, steps, step_size
+        self.clip, self.kind, self.templates, self.eps, self.steps, self.step_size = clip, kind, (template,), eps, steps, step_size
         if kind == "token": self.tokens = nn.Parameter(torch.randn(n_tokens, clip.vision_width, device=clip.device))   # official: randn
         elif kind == "padding":
             size = clip.image_size[0]
             self.prompter = PadPrompter(size, pad or max(1, round(size * 30 / 224))).to(clip.device)            # 30 of 224 pixels
         else: raise ValueError(f"kind={kind!r}: choose 'token' or 'padding'")
         self.set_classes(classnames)
-
-    def set_classes(self, classnames):
-        self.classnames = check_classnames(classnames)
-        self.register_buffer("class_features", class_text_features(self.clip, self.classnames, (self.template,)).float(), persistent=False)
 
     def pixel_logits(self, pixels):
         if self.kind == "token": features = self.clip.encode_image(normalise(pixels), prompts=self.tokens)

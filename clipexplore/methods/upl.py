@@ -12,15 +12,14 @@ import torch
 
 from ..engine import FeatureDataset, Method, Trainer
 from .coop import CoOp
-from .zeroshot import class_text_features
+from .zeroshot import ZeroShotClassifier
 
 # %% ../../nbs/23_upl.ipynb #e2e4e186
 @torch.no_grad()
 def zero_shot_probabilities(clip, unlabeled, classnames, template="a photo of a {}."):
     "Zero-shot class probabilities [N, C] of the encoded images of `unlabeled` (their first view)."
     features = unlabeled.features[0] if unlabeled.features.dim() == 3 else unlabeled.features
-    text = class_text_features(clip, classnames, (template,))
-    return (clip.logit_scale * features.to(text.device).float() @ text.T).softmax(-1).cpu()
+    return ZeroShotClassifier(clip, classnames, (template,)).logits({"image_features": features.to(clip.device)}).softmax(-1).cpu()
 
 def top_k_per_class(probabilities, k=16):
     "Indices of the `k` most confident images of each predicted class (class-balanced, each image once)."
@@ -38,10 +37,11 @@ def pseudo_label(clip, unlabeled, classnames, k=16, template="a photo of a {}.")
     if not isinstance(unlabeled, FeatureDataset): unlabeled = FeatureDataset.encode(clip, unlabeled)
     probabilities = zero_shot_probabilities(clip, unlabeled, classnames, template)
     chosen = top_k_per_class(probabilities, k)
-    empty = [classnames[c] for c in range(len(classnames)) if not (probabilities[chosen].argmax(-1) == c).any()]
+    labels = probabilities[chosen].argmax(-1)
+    empty = [name for c, name in enumerate(classnames) if not (labels == c).any()]
     if empty: print(f"UPL: zero-shot CLIP predicts no unlabeled image as {empty}: those classes get no pseudo-labels")
     return FeatureDataset(unlabeled.features[..., chosen, :] if unlabeled.features.dim() == 3 else unlabeled.features[chosen],
-                          probabilities[chosen].argmax(-1), unlabeled.domains[chosen], list(classnames), unlabeled.domain_names), chosen
+                          labels, unlabeled.domains[chosen], list(classnames), unlabeled.domain_names), chosen
 
 # %% ../../nbs/23_upl.ipynb #df79691c
 class PromptEnsemble(Method):
