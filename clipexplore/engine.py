@@ -306,7 +306,7 @@ def fit(self:Trainer):
 def as_features(method, data):
     "`data` as a FeatureDataset if the method can use cached features, else unchanged."
     if data is None or isinstance(data, FeatureDataset) or not getattr(method, "uses_image_features", False): return data
-    return FeatureDataset.encode(method.clip, data)
+    return FeatureDataset.encode(getattr(method, "feature_encoder", None) or method.clip, data)   # multi-encoder methods bring their own
 
 @torch.no_grad()
 def predict(method, data, batch_size=256):

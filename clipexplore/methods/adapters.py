@@ -76,7 +76,8 @@ class TipAdapter(Method):
         return self
 
     def trainable_state(self):
-        return {"keys": self.keys.detach(), "values": self.values, "alpha": torch.tensor(self.alpha), "beta": torch.tensor(self.beta)}
+        return {"keys": self.keys.detach(), "values": self.values, "alpha": torch.tensor(self.alpha, dtype=torch.float64),
+                "beta": torch.tensor(self.beta, dtype=torch.float64)}
 
     def load_trainable_state(self, state):
         self._set_keys(state["keys"].to(self.class_features.device))
