@@ -7,7 +7,9 @@ Docs: https://clipexplore.github.io/clipexplore/dualcoop.html.md"""
 # %% auto #0
 __all__ = ['region_features', 'RegionDataset', 'asymmetric_loss', 'DualCoOp', 'multilabel_scores', 'RegionZeroShot']
 
-# %% ../../nbs/23b_dualcoop.ipynb #de376329
+# %% ../../nbs/23b_dualcoop.ipynb #fa603cfe
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,7 +21,7 @@ from .coop import PromptEmbeddings, init_context
 from .zeroshot import check_classnames
 from ..tasks import check_multilabel_targets, mean_average_precision
 
-# %% ../../nbs/23b_dualcoop.ipynb #da11aadb
+# %% ../../nbs/23b_dualcoop.ipynb #7bd356c9
 @torch.no_grad()
 def region_features(clip, images):
     "Normalised region features [B, 1 + HW, E]: the pooled token, then the projected patch tokens."
@@ -41,7 +43,15 @@ class RegionDataset(Dataset):
     def __len__(self): return len(self.targets)
     def __getitem__(self, i): return dict(region_features=self.features[i], target=self.targets[i], domain=self.domains[i], index=i)
 
-# %% ../../nbs/23b_dualcoop.ipynb #ad35f966
+    def with_classes(self, labels):
+        "The same regions labelled with classes `labels` only; images with none of them dropped (seen/unseen splits)."
+        out, labels = copy.copy(self), list(labels)
+        keep = (self.targets[:, labels] == 1).any(1)
+        out.features, out.domains = self.features[keep], self.domains[keep]
+        out.targets, out.classes = check_multilabel_targets(self.targets[keep][:, labels]), [self.classes[c] for c in labels]
+        return out
+
+# %% ../../nbs/23b_dualcoop.ipynb #ca370203
 def asymmetric_loss(p, targets, gamma_pos=1.0, gamma_neg=2.0, clip=0.05, eps=1e-6):
     "ASL (Ridnik et al., 2021), summed over known entries: focal on positives, shifted-probability focal on negatives; -1 ignored."
     known, pos = targets >= 0, (targets == 1).float()
@@ -50,7 +60,7 @@ def asymmetric_loss(p, targets, gamma_pos=1.0, gamma_neg=2.0, clip=0.05, eps=1e-
     loss_neg = (1 - pos) * shifted ** gamma_neg * torch.log((1 - shifted).clamp(min=eps))
     return -((loss_pos + loss_neg) * known).sum()
 
-# %% ../../nbs/23b_dualcoop.ipynb #c621fb19
+# %% ../../nbs/23b_dualcoop.ipynb #17bdbcaf
 class DualCoOp(Method):
     "DualCoOp: positive and negative learnable contexts per class, region scores pooled with class-specific attention."
     def __init__(self, clip, classnames, n_ctx=16, loss_weight=0.03, region_scale=20.0, logit_scale=5.0):
@@ -88,7 +98,7 @@ class DualCoOp(Method):
     def loss(self, batch):
         return {"loss": self.loss_weight * asymmetric_loss(self.probabilities(batch), batch["target"])}
 
-# %% ../../nbs/23b_dualcoop.ipynb #faf31254
+# %% ../../nbs/23b_dualcoop.ipynb #4c20b1bc
 @torch.no_grad()
 def multilabel_scores(method, data, batch_size=256):
     "Scores [N, K] of `method.logits` on a `RegionDataset` (or any dataset whose items the method reads)."
