@@ -192,22 +192,25 @@ def _replace_last(x, prompt):
     return torch.cat([x[:, :x.shape[1] - p.shape[1]], p], dim=1)
 
 # %% ../nbs/00_backbone.ipynb #988c0403
-def text_tower_forward(tower, emb, eot, deep_prompts=None, truncate=True):
-    "Text features [N, E] of an open_clip text tower from token embeddings `emb` [N, L, D] read at `eot` [N]."
+def _project(tower, x):
+    proj = tower.text_projection
+    if proj is None: return x
+    return proj(x) if isinstance(proj, nn.Module) else x @ proj
+
+def text_tower_forward(tower, emb, eot, deep_prompts=None, truncate=True, return_tokens=False):
+    "Text features [N, E] of an open_clip text tower from token embeddings `emb` [N, L, D] read at `eot` [N]; optionally every token's [N, L', E]."
     length = int(eot.max()) + 1 if truncate and tower.attn_mask is not None else emb.shape[1]
     x = emb[:, :length] + tower.positional_embedding[:length].to(emb.dtype)
     mask = tower.attn_mask[:length, :length] if tower.attn_mask is not None else None
     x = _run_blocks(tower.transformer, x, mask, deep_prompts, _replace_after_sos)
     x = tower.ln_final(x)
-    x = x[torch.arange(x.shape[0], device=x.device), eot]
-    proj = tower.text_projection
-    if proj is None: return x
-    return proj(x) if isinstance(proj, nn.Module) else x @ proj
+    pooled = _project(tower, x[torch.arange(x.shape[0], device=x.device), eot])
+    return (pooled, _project(tower, x)) if return_tokens else pooled
 
 @patch
-def encode_embeddings(self:CLIP, emb, eot, deep_prompts=None, truncate=True):
-    "Text features [N, E] from token embeddings `emb` [N, L, D] read at positions `eot` [N]."
-    return text_tower_forward(self.text_tower, emb, eot, deep_prompts, truncate)
+def encode_embeddings(self:CLIP, emb, eot, deep_prompts=None, truncate=True, return_tokens=False):
+    "Text features [N, E] from token embeddings `emb` [N, L, D] read at positions `eot` [N]; optionally every token's (TaI-DPT)."
+    return text_tower_forward(self.text_tower, emb, eot, deep_prompts, truncate, return_tokens)
 
 @patch
 def encode_text(self:CLIP, texts, deep_prompts=None):
