@@ -69,7 +69,9 @@ def test_dashboard_reuses_one_figure_and_its_artists(clip, base_new):
     figure, pictures = dashboard.figure, []
     dashboard.image.observe(lambda change: pictures.append(change["new"]), "value")
     Trainer(coop(clip, train.classes), train, epochs=30, callbacks=[dashboard], progress=False).fit()
-    assert dashboard.redraws >= 3 and len(pictures) == dashboard.redraws and len(set(pictures)) > 2
+    # the closing redraw repeats the last step's picture when one was drawn at that step; traitlets does not
+    # re-announce an unchanged value, so one redraw may add no new picture
+    assert dashboard.redraws >= 3 and dashboard.redraws - 1 <= len(pictures) <= dashboard.redraws and len(set(pictures)) > 2
     assert dashboard.figure is figure and not matplotlib.pyplot.get_fignums()    # one Agg figure, outside pyplot: no leak
     assert "<b>done</b>" in dashboard.status.value and 0 < dashboard.seconds
     lines = [len(ax.lines) for ax in figure.axes]
