@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .backbone import autocast
 from .evaluate import Table, accuracy_by_domain, encode_dataset
+from .tasks import own_task_mask
 
 # %% ../nbs/04_engine.ipynb #38c70118
 class Method(nn.Module):
@@ -308,6 +309,12 @@ def as_features(method, data):
     if data is None or isinstance(data, FeatureDataset) or not getattr(method, "uses_image_features", False): return data
     return FeatureDataset.encode(getattr(method, "feature_encoder", None) or method.clip, data)   # multi-encoder methods bring their own
 
+def _test_logits(method, batch):
+    "The method's logits; a multi-task method's are restricted to each sample's own task, which is known at test time."
+    logits, slices = method.logits(batch), getattr(method, "slices", None)
+    if slices and len(slices) > 1: logits = logits.masked_fill(~own_task_mask(batch["label"], slices, logits.shape[1]), float("-inf"))
+    return logits
+
 @torch.no_grad()
 def predict(method, data, batch_size=256):
     "Predicted classes, labels and domains of `method` on `data`."
@@ -316,7 +323,7 @@ def predict(method, data, batch_size=256):
     preds, labels, domains = [], [], []
     for start in range(0, len(data), batch_size):
         batch = _to(_collate(data, range(start, min(start + batch_size, len(data)))), device)
-        with autocast(device): preds.append(method.logits(batch).argmax(-1).cpu())
+        with autocast(device): preds.append(_test_logits(method, batch).argmax(-1).cpu())
         labels.append(batch["label"].cpu()); domains.append(batch["domain"].cpu())
     return torch.cat(preds), torch.cat(labels), torch.cat(domains)
 

@@ -6,8 +6,8 @@ Docs: https://clipexplore.github.io/clipexplore/tasks.html.md"""
 
 # %% auto #0
 __all__ = ['TASK_CLASSES', 'task_label', 'ToyTask', 'union_label_space', 'MultiTaskData', 'sample_shots', 'class_tasks',
-           'per_task_cross_entropy', 'TaskSlice', 'evaluate_tasks', 'check_multilabel_targets', 'ToyMultiLabel',
-           'hide_labels', 'mean_average_precision']
+           'own_task_mask', 'per_task_cross_entropy', 'TaskSlice', 'evaluate_tasks', 'check_multilabel_targets',
+           'ToyMultiLabel', 'hide_labels', 'mean_average_precision']
 
 # %% ../nbs/07_tasks.ipynb #670f8616
 import numpy as np
@@ -97,11 +97,14 @@ def class_tasks(slices, n_classes):
     if (owner < 0).any(): raise ValueError(f"the task slices do not cover all {n_classes} classes")
     return owner
 
+def own_task_mask(labels, slices, n_classes):
+    "Which of the union's classes belong to each sample's own task (the task its label is in): [B, C] bool."
+    owner = class_tasks(slices, n_classes).to(labels.device)
+    return owner[None, :] == owner[labels][:, None]
+
 def per_task_cross_entropy(logits, labels, slices):
     "Each sample's cross entropy over its own task's classes only (the union's logits sliced per task), averaged."
-    owner = class_tasks(slices, logits.shape[1]).to(logits.device)
-    own_task = owner[None, :] == owner[labels][:, None]
-    return F.cross_entropy(logits.masked_fill(~own_task, float("-inf")), labels)
+    return F.cross_entropy(logits.masked_fill(~own_task_mask(labels, slices, logits.shape[1]), float("-inf")), labels)
 
 # %% ../nbs/07_tasks.ipynb #87b33a69
 class TaskSlice(torch.nn.Module):

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from clipexplore.engine import FeatureDataset, Trainer, evaluate
+from clipexplore.engine import FeatureDataset, Trainer, evaluate, predict
 from clipexplore.methods.mvlpt import MVLPT
 from clipexplore.methods.softcpt import SoftCPT
 from clipexplore.methods.zeroshot import ZeroShotClassifier
-from clipexplore.tasks import TASK_CLASSES, MultiTaskData, ToyTask, evaluate_tasks, per_task_cross_entropy, sample_shots
+from clipexplore.tasks import TASK_CLASSES, MultiTaskData, TaskSlice, ToyTask, evaluate_tasks, per_task_cross_entropy, sample_shots
 from clipexplore.toyworld import ToyWorld
 
 TASKS = ("object", "colour", "domain")
@@ -27,6 +27,13 @@ def _task_accuracy(method, tests):
     return {r["task"]: r["accuracy"] for r in evaluate_tasks(method, tests).where(domain="mean")}
 
 
+def _union_features(tests, slices):
+    "Each task's encoded test set end to end, labels moved into the union label space."
+    parts = [tests[t] for t in slices]
+    return FeatureDataset(torch.cat([d.features for d in parts]), torch.cat([d.labels + slices[t].start for t, d in zip(slices, parts)]),
+                          torch.cat([d.domains for d in parts]), domain_names=parts[0].domain_names)
+
+
 def test_mvlpt_shared_prompt_beats_zero_shot_and_transfers(clip, toy_tasks):
     train, features, tests, zero_shot = toy_tasks
     torch.manual_seed(0)
@@ -34,6 +41,10 @@ def test_mvlpt_shared_prompt_beats_zero_shot_and_transfers(clip, toy_tasks):
     Trainer(mvlpt, features, epochs=50, progress=False).fit()
     learnt = _task_accuracy(mvlpt, tests)
     assert learnt["object"] > zero_shot["object"] + 3 and learnt["colour"] > zero_shot["colour"] + 8 and learnt["domain"] > 95   # 53.2/65.9/100 vs 46.2/51.1/100
+    preds, labels, _ = predict(mvlpt, _union_features(tests, train.slices))          # evaluated as one dataset: each image among its task's classes
+    for task, s in train.slices.items():
+        own = (labels >= s.start) & (labels < s.stop)
+        assert torch.equal(preds[own], predict(TaskSlice(mvlpt, task), tests[task])[0] + s.start)
     target = mvlpt.transfer_to(TASK_CLASSES["colour"])
     assert torch.equal(target.ctx, mvlpt.ctx)
     assert evaluate(target, tests["colour"]).where(domain="mean")[0]["accuracy"] == pytest.approx(learnt["colour"], abs=0.01)   # slicing = own task
