@@ -20,6 +20,12 @@ def test_prompts_learnt_from_captions_recognise_objects_in_images(clip):
     Trainer(model, texts, epochs=20, lr=0.002, batch_size=64, progress=False).fit()
     tai = multilabel_scores(model, test)
     assert mean_average_precision(tai, test.targets) > zero_shot + 15               # toy run: 62.1 vs 38.0
+    held_world = ToyWorld(500, seed=77, n_objects=(1, 2, 3), captions=True, transform=None)
+    held = CaptionDataset(clip, [held_world[i]["caption"] for i in range(len(held_world))], held_world.classes)
+    pooled, tokens, valid = model.caption_features(held.tokens)
+    with torch.no_grad(): g, l = model.double_logits(pooled, tokens, model.text_temperature, valid)
+    grains = [mean_average_precision(s, held.targets) for s in (g, l, g + l)]
+    assert grains[2] > max(grains[:2]), grains                                       # double-grained beats either grain on captions: 98.7 vs 95.0 / 96.9
 
     from clipexplore.methods.dualcoop import DualCoOp
     from clipexplore.tasks import hide_labels

@@ -50,9 +50,10 @@ def ranking_loss(scores, targets, margin=1.0):
 # %% ../../nbs/23c_taidpt.ipynb #3ee8d94f
 class TaIDPT(Method):
     "TaI-DPT: global and local class-agnostic prompts trained on captions, applied to images' pooled and region features."
-    def __init__(self, clip, classnames, n_ctx=16, scale=4.0, text_temperature=50.0, image_temperature=40.0):
+    def __init__(self, clip, classnames, n_ctx=16, scale=4.0, text_temperature=50.0, image_temperature=40.0, local_weight=0.5):
         super().__init__()
         self.clip, self.scale, self.text_temperature, self.image_temperature = clip, scale, text_temperature, image_temperature
+        self.local_weight = local_weight
         self.ctx_global = nn.Parameter(init_context(clip, n_ctx).to(clip.device))
         self.ctx_local = nn.Parameter(init_context(clip, n_ctx).to(clip.device))
         self.prompt = PromptEmbeddings(clip, check_classnames(classnames), n_ctx)
@@ -70,18 +71,23 @@ class TaIDPT(Method):
         local = self.scale * (attention.softmax(1) * sim).sum(1)
         return self.scale * F.normalize(pooled.float(), dim=-1) @ t_global.T, local
 
+    @torch.no_grad()
+    def caption_features(self, caption_tokens):
+        "Captions as images: EOT features [B, E], token features [B, L, E], and which tokens are words or EOT [B, L]."
+        emb, eot = self.clip.embed_tokens(caption_tokens)
+        pooled, tokens = self.clip.encode_embeddings(emb, eot, return_tokens=True)
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        return pooled, tokens, (positions[None] >= 1) & (positions[None] <= eot[:, None])   # not SOS or padding
+
     def loss(self, batch):
         "Ranking losses of both prompts on a batch of captions."
-        emb, eot = self.clip.embed_tokens(batch["caption_tokens"])
-        with torch.no_grad(): pooled, tokens = self.clip.encode_embeddings(emb, eot, return_tokens=True)
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
-        valid = (positions[None] >= 1) & (positions[None] <= eot[:, None])          # words and EOT, not SOS or padding
+        pooled, tokens, valid = self.caption_features(batch["caption_tokens"])
         g, l = self.double_logits(pooled, tokens, self.text_temperature, valid)
         terms = {"global": ranking_loss(g, batch["target"]), "local": ranking_loss(l, batch["target"])}
         return {"loss": terms["global"] + terms["local"], **terms}
 
     def logits(self, batch):
-        "Image scores: the mean of global (pooled feature) and local (patch regions) logits."
+        "Image scores: global (pooled feature) and local (patch regions) logits mixed by `local_weight` (official: the mean)."
         regions = batch["region_features"]                                          # pooled token first, then patches
         g, l = self.double_logits(regions[:, 0], regions[:, 1:], self.image_temperature)
-        return (g + l) / 2
+        return (1 - self.local_weight) * g + self.local_weight * l
