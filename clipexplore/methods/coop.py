@@ -34,11 +34,15 @@ class PromptEmbeddings(nn.Module):
         self.register_buffer("eot", eot, persistent=False)
         self.name_lens = name_lens
 
-    def encode(self, ctx, deep_prompts=None):
-        "Normalised text features [C, E] with context `ctx` ([M, D] shared or [C, M, D]) after the SOS token."
+    def features(self, ctx, deep_prompts=None, position="end"):
+        "Text features [C, E], not normalised, with context `ctx` ([M, D] shared or [C, M, D]) at `position` (see `assemble_prompts`)."
         ctx = ctx.expand(len(self.classnames), -1, -1) if ctx.dim() == 2 else ctx
-        emb = torch.cat([self.prefix, ctx.to(self.prefix.dtype), self.suffix], dim=1)
-        return F.normalize(self.clip.encode_embeddings(emb, self.eot, deep_prompts).float(), dim=-1)
+        emb = assemble_prompts(self.prefix, ctx.to(self.prefix.dtype), self.suffix, self.name_lens, position)
+        return self.clip.encode_embeddings(emb, self.eot, deep_prompts)
+
+    def encode(self, ctx, deep_prompts=None, position="end"):
+        "Normalised text features [C, E] with context `ctx` ([M, D] shared or [C, M, D]) after the SOS token (or around the name)."
+        return F.normalize(self.features(ctx, deep_prompts, position).float(), dim=-1)
 
     def encode_per_image(self, ctx):
         "Normalised text features [B, C, E] with each image's own context `ctx` [B, M, D]."
@@ -100,9 +104,7 @@ class CoOp(Method):
 
     def class_features(self):
         "Normalised text features [C, E] of the learned prompts."
-        p = self.prompt
-        emb = assemble_prompts(p.prefix, self.context().to(p.prefix.dtype), p.suffix, p.name_lens, self.position)
-        return F.normalize(self.clip.encode_embeddings(emb, p.eot).float(), dim=-1)
+        return self.prompt.encode(self.context(), position=self.position)
 
     def logits(self, batch):
         return self.clip.logit_scale * self.image_features(batch) @ self.class_features().T

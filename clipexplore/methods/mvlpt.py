@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine import Method
-from .coop import PromptEmbeddings, assemble_prompts, init_context
+from .coop import PromptEmbeddings, init_context
 from .vpt import deep_prompt_list
 from .zeroshot import check_classnames, class_text_features
 from ..tasks import class_tasks, per_task_cross_entropy
@@ -84,10 +84,7 @@ class MVLPT(Method):
     def class_features(self, ctx):
         "Normalised text features [C, E] of the prompts with context `ctx` (VPT: CLIP's frozen template)."
         if ctx is None: return self.frozen_text
-        p = self.prompt
-        ctx = ctx.to(p.prefix.dtype).expand(len(self.classnames), -1, -1)
-        emb = assemble_prompts(p.prefix, ctx, p.suffix, p.name_lens, self.position)
-        return F.normalize(self.clip.encode_embeddings(emb, p.eot).float(), dim=-1)
+        return self.prompt.encode(ctx, position=self.position)
 
     def prompted_image_features(self, batch, visual):
         "Normalised image features [B, E] with the deep visual prompts `visual` (none: the frozen encoder's)."

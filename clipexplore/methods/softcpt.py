@@ -9,7 +9,6 @@ __all__ = ['SoftCPT']
 
 # %% ../../nbs/23e_softcpt.ipynb #2bcad942
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..engine import Method
@@ -40,9 +39,7 @@ class SoftCPT(Method):
 
     def task_features(self):
         "The task prompts' text features [T, E], not normalised (as SoftCPT feeds them to the meta-network)."
-        p = self.task_prompt
-        ctx = self.task_ctx if self.task_ctx.dim() == 3 else self.task_ctx.expand(len(self.task_texts), -1, -1)
-        return self.clip.encode_embeddings(torch.cat([p.prefix, ctx.to(p.prefix.dtype), p.suffix], dim=1), p.eot).float()
+        return self.task_prompt.features(self.task_ctx).float()
 
     def contexts(self):
         "Each task's generated class-prompt context: [T, M, D]."
