@@ -6,7 +6,7 @@ Docs: https://clipexplore.github.io/clipexplore/backbone.html.md"""
 
 # %% auto #0
 __all__ = ['TOY_CLIP_CONFIG', 'default_device', 'autocast', 'toy_weights_path', 'build_toy_clip', 'read_state_dict',
-           'load_weights', 'CLIP', 'end_of_text', 'text_tower_forward', 'load_clip']
+           'load_weights', 'CLIP', 'end_of_text', 'openai_imagenet_templates', 'text_tower_forward', 'load_clip']
 
 # %% ../nbs/00_backbone.ipynb #a810c478
 import difflib
@@ -143,6 +143,11 @@ def _check_texts(texts):
     if bad: raise ValueError(f"texts must be non-empty strings; got {bad[:3]}")
     return list(texts)
 
+def openai_imagenet_templates():
+    "CLIP's 80 ImageNet prompt templates with '{}' for the class name, as open_clip ships them (the ensembles PromptSRC and others average)."
+    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+    return tuple(t("{}") for t in OPENAI_IMAGENET_TEMPLATES)
+
 # %% ../nbs/00_backbone.ipynb #666940a0
 @patch
 @torch.no_grad()
@@ -228,8 +233,17 @@ def _check_images(self:CLIP, x):
                          "(or the toy world's tensors for the toy CLIP).")
     if not x.is_floating_point(): raise ValueError(f"images must be float tensors, got {x.dtype}: convert and normalise first")
 
+def _patch_embeddings(visual, x):
+    "Class and patch tokens of an open_clip ViT with positional embedding and patch dropout, before `ln_pre` [B, 1 + P, W]."
+    x = visual.conv1(x)                                          # [B, W, grid, grid]
+    x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)   # [B, P, W]
+    cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+    x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)
+    return visual.patch_dropout(x)
+
 @patch
-def encode_image(self:CLIP, x, prompts=None, deep_prompts=None, return_tokens=False, return_layers=False):
+def encode_image(self:CLIP, x, prompts=None, deep_prompts=None, return_tokens=False, return_layers=False,
+                 prompts_after_ln_pre=False):
     "Image features [B, E]; visual prompts; optionally projected patch tokens [B, P, E] and each layer's tokens (ViT)."
     self._check_images(x)
     visual = self.model.visual
@@ -238,9 +252,11 @@ def encode_image(self:CLIP, x, prompts=None, deep_prompts=None, return_tokens=Fa
     if not self.is_vit or getattr(visual, "attn_pool", None) is not None:
         if not plain: raise ValueError(f"{self.name}: visual prompts, patch tokens and layer outputs need a plain ViT vision tower")
         return visual(x)
-    x = visual._embeds(x)                                        # [B, 1 + P, W]
+    x = _patch_embeddings(visual, x)                             # [B, 1 + P, W], before ln_pre
     n_tokens = x.shape[1]
-    if prompts is not None: x = torch.cat([x, _expand(prompts, x.shape[0]).to(x.dtype)], dim=1)
+    if prompts is None: x = visual.ln_pre(x)
+    elif prompts_after_ln_pre: x = torch.cat([visual.ln_pre(x), _expand(prompts, x.shape[0]).to(x.dtype)], dim=1)
+    else: x = visual.ln_pre(torch.cat([x, _expand(prompts, x.shape[0]).to(x.dtype)], dim=1))
     layers = [] if return_layers else None
     x = _run_blocks(visual.transformer, x, None, deep_prompts, _replace_last, collect=layers)
     pooled, tokens = visual._pool(x[:, :n_tokens])

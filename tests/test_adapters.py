@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from clipexplore.engine import FeatureDataset, Trainer, coop_train_transform, evaluate, load_learned
-from clipexplore.methods.adapters import OFFICIAL_TIP_F, CLIPAdapter, TipAdapter, TipAdapterF
+from clipexplore.engine import FeatureDataset, Trainer, coop_train_transform, evaluate, load_learned, make_optimizer
+from clipexplore.methods.adapters import CLIPAdapter, TipAdapter, TipAdapterF
 from clipexplore.methods.zeroshot import ZeroShotClassifier
 
 from conftest import TRAIN_DOMAINS
@@ -29,8 +29,8 @@ def valid(clip):
 def test_tip_adapter_f_trains_its_keys_beyond_the_training_free_cache(clip, views, valid, test, tmp_path):
     free = TipAdapter(clip, test.classes).closed_form_fit(views, valid)
     torch.manual_seed(1)
-    tuned = TipAdapterF(clip, test.classes)
-    Trainer(tuned, views, valid, progress=False, checkpoint_dir=tmp_path, **OFFICIAL_TIP_F).fit()
+    tuned = TipAdapterF.from_recipe(clip, test.classes, recipe="toy")
+    Trainer(tuned, views, valid, recipe="toy", progress=False, checkpoint_dir=tmp_path).fit()
     assert tuned.keys.requires_grad and (tuned.keys - free.keys).abs().max() > 1e-3
     assert mean(evaluate(tuned, test)) > mean(evaluate(free, test)) > mean(evaluate(ZeroShotClassifier(clip, test.classes), test))
     restored = load_learned(TipAdapterF(clip, test.classes), tmp_path)          # keys, values and the searched alpha, beta
@@ -38,13 +38,33 @@ def test_tip_adapter_f_trains_its_keys_beyond_the_training_free_cache(clip, view
     assert mean(evaluate(restored, test)) == pytest.approx(mean(evaluate(tuned, test)))
 
 
+def official_optimizer(recipe):
+    return make_optimizer(recipe.optimizer, [torch.nn.Parameter(torch.zeros(1))], recipe.lr, recipe.momentum, recipe.weight_decay)
+
+
+def test_tip_adapter_f_official_recipe_is_the_official_adamw_and_per_step_cosine():
+    recipe = TipAdapterF.recipes["official"]
+    opt = official_optimizer(recipe)
+    assert type(opt) is torch.optim.AdamW and opt.defaults["eps"] == 1e-4
+    assert opt.defaults["weight_decay"] == torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))]).defaults["weight_decay"] == 0.01
+    assert (recipe.schedule, recipe.warmup_epochs, recipe.epochs, recipe.batch_size, recipe.lr) == ("cosine_steps", 0, 20, 256, 1e-3)
+    assert recipe.source.startswith("gaopengcuhk/Tip-Adapter:") and recipe.method["alpha"] == 1.17
+
+
+def test_tip_adapter_f_cache_can_be_initialised_again(clip, views):
+    tuned = TipAdapterF(clip, views.classes).init_from_data(views)
+    keys = tuned.keys
+    tuned.init_from_data(views)                                                     # a second Trainer on the same method
+    assert tuned.keys is keys and isinstance(keys, torch.nn.Parameter)
+
+
 def test_clip_adapter_beats_zero_shot_and_keeps_naming_new_classes(clip, views, test):
     zero_shot = ZeroShotClassifier(clip, test.classes)
     batch = {"image_features": test.features[:32]}
     torch.testing.assert_close(CLIPAdapter(clip, test.classes, alpha=0).logits(batch), zero_shot.logits(batch), atol=1e-4, rtol=1e-4)
     torch.manual_seed(1)
-    adapter = CLIPAdapter(clip, test.classes)
-    Trainer(adapter, views, epochs=200, progress=False).fit()
+    adapter = CLIPAdapter.from_recipe(clip, test.classes, recipe="toy")
+    Trainer(adapter, views, recipe="toy", progress=False).fit()
     assert mean(evaluate(adapter, test)) > mean(evaluate(zero_shot, test)) + 2
     adapter.set_classes(test.classes[::-1])                                       # text-side classifier: any names
     assert adapter.logits(batch).shape == (32, len(test.classes))

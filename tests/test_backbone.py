@@ -89,3 +89,19 @@ def test_gradients_reach_learned_context_through_the_frozen_tower():
     feats = clip.encode_embeddings(torch.cat([emb[:, :1], ctx[None], emb[:, 5:]], 1), eot)
     feats.pow(2).sum().backward()
     assert ctx.grad is not None and ctx.grad.abs().sum() > 0
+
+
+@torch.no_grad()
+def test_layer0_visual_prompts_go_before_ln_pre_and_deep_prompts_after():
+    "Official VPT/IVLP/MaPLe/PromptSRC order: conv1, class token, positional embedding, prompts, ln_pre; deeper prompts replace the last tokens between blocks."
+    clip = load_clip("toy", device="cpu")
+    visual, x = clip.model.visual, images_for(clip)
+    prompts, deeper = torch.randn(3, clip.vision_width), torch.randn(3, clip.vision_width)
+    tokens = visual.conv1(x).flatten(2).transpose(1, 2)
+    tokens = torch.cat([visual.class_embedding.expand(x.shape[0], 1, -1), tokens], 1) + visual.positional_embedding
+    h = visual.ln_pre(torch.cat([tokens, prompts.expand(x.shape[0], -1, -1)], 1))
+    for j, block in enumerate(visual.transformer.resblocks):
+        if j == 1: h = torch.cat([h[:, :-3], deeper.expand(x.shape[0], -1, -1)], 1)
+        h = block(h)
+    expected = visual.ln_post(h[:, 0]) @ visual.proj
+    assert max_diff(clip.encode_image(x, prompts=prompts, deep_prompts=[None, deeper]), expected) < 1e-5

@@ -83,7 +83,7 @@ def test_dashboard_renders_updates_and_stops_in_jupyterlab(jupyterlab):
             dashboard.wait_for(timeout=180_000)
             image, status = dashboard.locator("img"), dashboard.locator(".widget-html-content")
             assert dashboard.locator("button", has_text="Stop").count() == 1 and dashboard.locator("button", has_text="Pause").count() == 1
-            page.wait_for_function("el => el.innerText.includes('training')", arg=status.element_handle(), timeout=120_000)
+            page.wait_for_function("el => el.innerText.includes('epoch')", arg=status.element_handle(), timeout=120_000)
             first_picture, first_status = image.get_attribute("src"), status.inner_text()
             page.wait_for_function("([el, src]) => el.src !== src", arg=[image.element_handle(), first_picture], timeout=60_000)
             assert status.inner_text() != first_status                               # the picture and the numbers moved
@@ -93,7 +93,7 @@ def test_dashboard_renders_updates_and_stops_in_jupyterlab(jupyterlab):
             steered = page.locator(".clipexplore-dashboard").nth(1)                   # a background run: the Stop button reaches the kernel
             steered.wait_for(timeout=120_000)
             steered_status = steered.locator(".widget-html-content")
-            page.wait_for_function("el => el.innerText.includes('training')", arg=steered_status.element_handle(), timeout=120_000)
+            page.wait_for_function("el => el.innerText.includes('epoch')", arg=steered_status.element_handle(), timeout=120_000)
             steered.locator("button", has_text="Stop").click()
             page.wait_for_function("el => el.innerText.includes('done')", arg=steered_status.element_handle(), timeout=60_000)
             epoch = float(steered_status.inner_text().split("epoch")[1].split()[0])

@@ -15,21 +15,19 @@ def identities():
 
 def stage2(clip, train, prompts, seed=0):
     torch.manual_seed(seed)
-    method = CLIPReID(clip, len(train.identities), prompts)
-    Trainer(method, IdentityGroups(train, k=4, seed=seed), epochs=20, lr=5e-4, batch_size=16, weight_decay=1e-4,
-            optimizer=torch.optim.Adam, warmup_epochs=1, progress=False, seed=seed).fit()
+    method = CLIPReID.from_recipe(clip, len(train.identities), prompts=prompts, recipe="toy")
+    Trainer(method, IdentityGroups(train, k=4, seed=seed), recipe="toy", progress=False, seed=seed).fit()
     return method
 
 
 def test_stage1_descriptions_name_their_identities_and_stage2_retrieves_unseen_ones(clip, identities):
     train, test = identities
     torch.manual_seed(0)
-    prompts = IdentityPrompts(clip, len(train.identities))
+    prompts = IdentityPrompts.from_recipe(clip, len(train.identities), recipe="toy")
     features = FeatureDataset.encode(clip, train)
     mean = lambda method: evaluate(method, features).where(domain="mean")[0]["accuracy"]
     before = mean(prompts)
-    Trainer(prompts, features, epochs=60, lr=3.5e-4, batch_size=64, weight_decay=1e-4, optimizer=torch.optim.Adam,
-            warmup_epochs=5, progress=False).fit()
+    Trainer(prompts, features, recipe="toy", progress=False).fit()
     assert before < 5 and mean(prompts) > 25                          # chance is 1/120
 
     frozen = retrieval_scores(clip.encode_image, test)["mAP"]
@@ -44,3 +42,15 @@ def test_stage1_descriptions_name_their_identities_and_stage2_retrieves_unseen_o
 def test_bad_identity_input_is_refused(clip):
     with pytest.raises(ValueError, match="shape, colour, texture"): ToyIdentities([("circle", "red", "wavy")])
     with pytest.raises(ValueError, match="at least two"): IdentityPrompts(clip, 1)
+
+
+def test_each_stage_has_its_official_and_toy_recipe(clip):
+    "Stage 1 and stage 2 are two methods with their own recipes, read from configs/person/vit_clipreid.yml."
+    stage1, stage2 = IdentityPrompts.recipe("official"), CLIPReID.recipe("official")
+    assert (stage1.epochs, stage1.batch_size, stage1.lr, stage1.weight_decay, stage1.optimizer) == (120, 64, 3.5e-4, 1e-4, "adam")
+    assert (stage2.epochs, stage2.batch_size, stage2.lr, stage2.weight_decay) == (60, 16, 5e-6, 1e-4)
+    assert stage2.method == dict(id_weight=0.25, triplet_weight=1.0, i2t_weight=1.0, margin=0.3, smoothing=0.1)
+    assert "vit_clipreid.yml" in stage1.source and "vit_clipreid.yml" in stage2.source
+    official = IdentityPrompts.from_recipe(clip, 3)
+    assert official.tokens.shape[1] == 4 and official.prefix.shape[1] == 5           # SOS a photo of a | X X X X | person.
+    for cls in (IdentityPrompts, CLIPReID): assert cls.recipe("toy").notes and cls.recipe("toy").source

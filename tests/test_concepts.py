@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from clipexplore.concepts import (ConceptBank, DenseCoOp, DenseFeatureDataset, concept_scores, decode_prompt,
-                                  localisation_accuracy, patch_text_maps, score_against_truth, sparse_decompose,
-                                  toy_concept_truth)
+                                  localisation_accuracy, mean_image_feature, patch_text_maps, score_against_truth,
+                                  sparse_decompose, toy_concept_truth)
 from clipexplore.engine import Trainer, evaluate
 from clipexplore.evaluate import encode_dataset
 from clipexplore.toyworld import OBJECTS, ToyWorld
@@ -44,7 +44,7 @@ def test_bank_from_file(clip, tmp_path):
 def test_extractors_beat_shuffled_labels(clip, world, bank, features):
     truth = toy_concept_truth(world, bank)
     table = score_against_truth({"cosine": concept_scores(features, bank),
-                                 "splice": sparse_decompose(features, bank).weights}, truth, bank)
+                                 "splice": sparse_decompose(features, bank, mean_image_feature(features)).weights}, truth, bank)
     shuffled = table.where(extractor="shuffled labels")[0]
     assert abs(shuffled["mean"] - 0.5) < 0.05
     for name in ("cosine", "splice"):
@@ -54,10 +54,25 @@ def test_extractors_beat_shuffled_labels(clip, world, bank, features):
 
 
 def test_sparse_decomposition_trades_sparsity_for_fidelity(bank, features):
-    loose, tight = sparse_decompose(features, bank, l1=0.05), sparse_decompose(features, bank, l1=0.5)
+    image_mean = mean_image_feature(features)
+    loose, tight = sparse_decompose(features, bank, image_mean, l1=0.05), sparse_decompose(features, bank, image_mean, l1=0.5)
     assert (loose.weights >= 0).all() and (tight.weights >= 0).all()
     assert tight.l0.mean() < loose.l0.mean() and tight.cosine.mean() < loose.cosine.mean()
     assert loose.cosine.mean() > 0.8
+
+
+def test_splice_needs_a_dataset_mean_and_explains_a_single_image(clip, world, bank, features):
+    "Centred on its own mean, one image decomposed to nothing with cosine 1.000; official SpLiCE subtracts a dataset's mean."
+    with pytest.raises(ValueError, match="needs image_mean"): sparse_decompose(features[:1], bank)
+    with pytest.raises(ValueError, match="3 reference images"): mean_image_feature(features[:3])
+    with pytest.raises(ValueError, match="mean of these 2 images"):
+        sparse_decompose(features[:2], bank, torch.nn.functional.normalize(features[:2], dim=-1).mean(0))
+    with pytest.raises(ValueError, match="expected \\[128\\]"): sparse_decompose(features[:1], bank, torch.zeros(3))
+    reference = encode_dataset(clip, ToyWorld(64, seed=35, n_objects=(1, 2, 3)))[0]          # other images of the same world
+    one = sparse_decompose(features[:1], bank, mean_image_feature(reference))
+    assert one.l0[0] >= 1 and 0.3 < one.cosine[0] < 0.999, one
+    batch = sparse_decompose(features, bank, mean_image_feature(reference))
+    torch.testing.assert_close(one.weights[0], batch.weights[0], atol=1e-5, rtol=0)     # an image's decomposition ignores its batch
 
 
 def test_patch_maps_point_at_the_right_object(clip):

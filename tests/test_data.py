@@ -115,3 +115,23 @@ def test_base_to_new_split_follows_cocoop():
     rs = RecordSet([Record(np.zeros((2, 2, 3), np.uint8), l) for l in [0, 1, 2, 3, 4, 4]], list("abcde"))
     new = subset_classes(rs, [3, 4])
     assert new.classes == ["d", "e"] and new.labels.tolist() == [0, 1, 1]
+
+
+def test_class_names_from_folders_and_split_files_are_words(tmp_path):
+    "Underscores become spaces, as the official CoOp-family trainers tokenise class names (`name.replace('_', ' ')`)."
+    for d in ("art", "real_world"):
+        for c, name in enumerate(["Alarm_Clock", "sea_turtle"]): write_image(tmp_path / "officehome" / d / name / "0.jpg", c)
+    rs = domainbed_records(tmp_path / "officehome")
+    assert rs.classes == ["Alarm Clock", "sea turtle"] and rs.domains == ["art", "real_world"]       # domains stay names
+    assert Path(rs[0].image).parent.name == "Alarm_Clock"                                           # files still found
+    for name in ("golden_retriever", "red_fox"): write_image(tmp_path / "variant" / name / "0.jpg", 0)
+    assert image_folder_records(tmp_path / "variant").classes == ["golden retriever", "red fox"]
+    assert image_folder_records(tmp_path / "variant", classes={"golden_retriever": "golden_retriever", "red_fox": "fox"}).classes \
+        == ["golden_retriever", "fox"]                                                            # a given map is kept
+    items = {s: [[f"american_bulldog/{s}.jpg", 0, "american_bulldog"], [f"great_pyrenees/{s}.jpg", 1, "great_pyrenees"]]
+             for s in ("train", "val", "test")}
+    for s in items:
+        for p, _, _ in items[s]: write_image(tmp_path / "pets" / p, 1)
+    (tmp_path / "split_zhou_OxfordPets.json").write_text(json.dumps(items))
+    splits = coop_split_records(tmp_path / "pets", tmp_path / "split_zhou_OxfordPets.json")
+    assert splits["train"].classes == ["american bulldog", "great pyrenees"] == splits["test"].classes

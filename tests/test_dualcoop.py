@@ -19,7 +19,7 @@ def test_dualcoop_learns_from_partial_labels(clip):
     model = DualCoOp(clip, train_scenes.classes)
     Trainer(model, RegionDataset(clip, train_scenes, targets), epochs=10, lr=0.002, batch_size=32, progress=False).fit()
     learned = mean_average_precision(multilabel_scores(model, test), test.targets)
-    assert learned > zero_shot + 15                                  # toy run (20 epochs): 66.6 vs 38.0
+    assert learned > zero_shot + 15                                  # toy run (20 epochs): 67.3 vs 38.0
     model.set_classes(test.classes[::-1])                            # class-agnostic contexts name any classes
     assert multilabel_scores(model, test).shape == (800, 10)
 
@@ -36,7 +36,7 @@ def test_contexts_learnt_on_seen_classes_recognise_unseen_ones(clip):
     names = [test.classes[c] for c in unseen]
     model.set_classes(names)
     zero_shot = mean_average_precision(test.features[:, 0] @ ZeroShotClassifier(clip, names).class_features.T, test.targets[:, unseen])
-    assert mean_average_precision(multilabel_scores(model, test), test.targets[:, unseen]) > zero_shot + 10   # toy: 64.3 vs 39.8
+    assert mean_average_precision(multilabel_scores(model, test), test.targets[:, unseen]) > zero_shot + 10   # toy: 55.9 vs 39.8
 
 
 def test_asymmetric_loss_ignores_unknown_labels_and_easy_negatives():
@@ -46,3 +46,12 @@ def test_asymmetric_loss_ignores_unknown_labels_and_easy_negatives():
     assert asymmetric_loss(p, torch.tensor([[-1, -1, 0]])) > 0
     with pytest.raises(ValueError, match="no positive"):
         RegionDataset(None, ToyMultiLabel(ToyWorld(4, seed=1)), torch.zeros(4, 10, dtype=torch.long))
+
+
+def test_asymmetric_loss_focal_weights_carry_no_gradient():
+    "Official AsymmetricLoss computes the focal weights under no_grad: d/dp of -(1-p)^g log p is -(1-p)^g / p."
+    p = torch.tensor([0.6, 0.3], requires_grad=True)
+    asymmetric_loss(p, torch.tensor([1, 0])).backward()
+    positive = -(1 - 0.6) / 0.6                                        # focal weight (1 - p), held constant
+    negative = (0.3 - 0.05) ** 2 / (1 - (0.3 - 0.05))                  # weight (p - clip)^2, held constant
+    assert torch.allclose(p.grad, torch.tensor([positive, negative]), atol=1e-6)

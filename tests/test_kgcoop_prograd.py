@@ -48,3 +48,15 @@ def test_prograd_lambda_changes_the_learned_prompt(clip, pool, train):
     aligned = fit(ProGrad(clip, pool.classes), train, epochs=5).method.ctx
     plain = fit(ProGrad(clip, pool.classes, lam=0.0), train, epochs=5).method.ctx
     assert (aligned - plain).abs().max() > 1e-4
+
+
+def test_official_recipes_hold_the_papers_settings(clip, pool, train):
+    "KgCoOp's and ProGrad's official recipes build the method and set the Trainer as their configs and scripts do."
+    kgcoop = KgCoOp.from_recipe(clip, pool.classes, recipe="official")
+    assert kgcoop.weight == 8.0 and kgcoop.n_ctx == 4 and kgcoop.template == "a photo of a {}."
+    s = Trainer(kgcoop, train, recipe="official", progress=False).settings
+    assert (s.epochs, s.batch_size, s.lr, s.warmup_epochs, s.schedule) == (100, 128, 0.002, 1, "dassl")
+    prograd = ProGrad.from_recipe(clip, pool.classes, recipe="official")
+    assert prograd.n_ctx == 16 and prograd.lam == 1.0 and prograd.temperature == 1.0
+    s = Trainer(prograd, train, recipe="toy", epochs=3, progress=False).settings
+    assert (s.epochs, s.batch_size) == (3, 32) and "rn50.yaml" in ProGrad.recipes["official"].source

@@ -2,8 +2,7 @@
 import pytest
 import torch
 
-from clipexplore.engine import FeatureDataset, Trainer, coop_train_transform, evaluate, load_learned
-from clipexplore.methods.adapters import OFFICIAL_TIP_F
+from clipexplore.engine import FeatureDataset, Trainer, coop_train_transform, evaluate, load_learned, make_optimizer
 from clipexplore.methods.multicache import MultiCacheAdapter, StackedEncoder, fuse_by_agreement
 from clipexplore.methods.zeroshot import ZeroShotClassifier
 from clipexplore.toyencoder import load_toy_encoder
@@ -32,8 +31,8 @@ def encoded(clip, pool, encoders):
 
 def trained(clip, classes, encoders, data, tmp_path=None):
     torch.manual_seed(1)
-    method = MultiCacheAdapter(clip, classes, encoders)
-    Trainer(method, data[0], data[1], progress=False, checkpoint_dir=tmp_path, **OFFICIAL_TIP_F).fit()
+    method = MultiCacheAdapter.from_recipe(clip, classes, encoders, recipe="toy")
+    Trainer(method, data[0], data[1], recipe="toy", progress=False, checkpoint_dir=tmp_path).fit()
     return method
 
 
@@ -50,6 +49,14 @@ def test_second_encoder_cache_beats_clip_cache_alone(clip, pool, cnn, tmp_path):
     restored = load_learned(MultiCacheAdapter(clip, pool.classes, {"cnn": cnn}), tmp_path)
     assert (restored.alpha, restored.beta) == (method.alpha, method.beta)
     assert mean(evaluate(restored, both[2])) == pytest.approx(together)
+
+
+def test_official_recipe_is_cafos_adamw_and_per_step_cosine():
+    recipe = MultiCacheAdapter.recipes["official"]
+    opt = make_optimizer(recipe.optimizer, [torch.nn.Parameter(torch.zeros(1))], recipe.lr, recipe.momentum, recipe.weight_decay)
+    assert type(opt) is torch.optim.AdamW and opt.defaults["eps"] == 1e-4 and opt.defaults["weight_decay"] == 0.01   # AdamW's default
+    assert (recipe.schedule, recipe.warmup_epochs, recipe.epochs, recipe.batch_size) == ("cosine_steps", 0, 20, 256)
+    assert recipe.source.startswith("OpenGVLab/CaFo:")
 
 
 def test_fusion_follows_the_cache_that_agrees_with_zero_shot():

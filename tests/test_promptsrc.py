@@ -43,3 +43,28 @@ def test_gaussian_prompt_aggregation_loads_the_weighted_average(clip, pool):
     assert torch.isclose(weights.sum(), torch.tensor(1.0)) and weights.argmax() == 2
     assert torch.allclose(trainer.method.ctx, expected, atol=1e-6)
     assert not torch.allclose(trainer.method.ctx, snapshots[-1])
+
+
+def test_recipes_build_the_methods_and_gpa_reads_the_method(clip, pool):
+    from types import SimpleNamespace
+    from clipexplore.methods.promptsrc import IVLP, PROMPTSRC_TEMPLATES
+    official = PromptSRC.recipe("official")
+    assert (official.epochs, official.batch_size, official.lr) == (20, 4, 0.0025) and "PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml" in official.source
+    assert official.method["teacher_templates"] == PROMPTSRC_TEMPLATES and len(PROMPTSRC_TEMPLATES) == 60
+    method = PromptSRC.from_recipe(clip, pool.classes, recipe="toy")
+    assert (method.text_weight, method.image_weight, method.gpa_mean, method.gpa_std) == (25.0, 10.0, 15, 1)
+    gpa = GaussianPromptAggregation()
+    gpa.before_fit(SimpleNamespace(epochs=20, method=method))
+    assert torch.allclose(gpa.weights, gaussian_epoch_weights(20, 15, 1))
+    ivlp = IVLP.from_recipe(clip, pool.classes, recipe="official")
+    assert ivlp.ctx.shape[0] == 2 and ivlp.prompt.words == "a photo of a"      # 2 of the 4 words learned, the rest kept
+    try: GaussianPromptAggregation().before_fit(SimpleNamespace(epochs=5, method=ivlp)); raise AssertionError("no error")
+    except ValueError as e: assert "no GPA settings" in str(e)
+
+
+def test_teacher_averages_unnormalised_features(clip, pool):
+    "PromptSRC's teacher: the normalised mean of the raw text features over templates (not of normalised ones)."
+    from clipexplore.methods.promptsrc import teacher_text_features
+    templates = ["a photo of a {}.", "a sketch of a {}."]
+    with torch.no_grad(): raw = torch.stack([clip.encode_text([t.format(c) for c in pool.classes]).float() for t in templates])
+    assert torch.allclose(teacher_text_features(clip, pool.classes, templates), torch.nn.functional.normalize(raw.mean(0), dim=-1), atol=1e-6)

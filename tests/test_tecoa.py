@@ -31,10 +31,39 @@ def test_tecoa_fine_tuning_and_token_prompt_raise_robust_accuracy(clip, pool):
     robust = lambda model: mean(robust_accuracy(model, test, 1 / 255, steps=10))
     zero_shot = robust(FineTuner(clip, pool.classes))
     torch.manual_seed(0)
-    tecoa = TeCoA(clip, pool.classes)
-    Trainer(tecoa, train, epochs=10, lr=1e-4, optimizer="adamw", weight_decay=0.0, progress=False).fit()
+    tecoa = TeCoA.from_recipe(clip, pool.classes, recipe="toy")
+    Trainer(tecoa, train, recipe="toy", progress=False).fit()
     torch.manual_seed(0)
-    prompted = TeCoAPrompt(clip, pool.classes, kind="token")
-    Trainer(prompted, train, epochs=20, lr=40, progress=False).fit()
+    prompted = TeCoAPrompt.from_recipe(clip, pool.classes, recipe="toy")
+    Trainer(prompted, train, recipe="toy", progress=False).fit()
     assert robust(tecoa) > zero_shot + 8 and robust(prompted) > zero_shot + 3
     assert not tecoa.head.requires_grad and not any(p.requires_grad for p in clip.parameters())
+
+
+def test_recipes_train_without_weight_decay_and_official_prompts_are_frame_plus_tokens(clip, pool):
+    "Official weight decay is 0 (finetuning.py, visual_prompt.py); CoOp's 5e-4 at the prompt's lr 40 would shrink the prompt 2% a step."
+    from clipexplore.data import few_shot
+    for cls in (TeCoA, TeCoAPrompt):
+        for name in ("official", "toy"): assert cls.recipe(name).weight_decay == 0 and cls.recipe(name).source
+    prompted = TeCoAPrompt.from_recipe(clip, pool.classes, recipe="toy")
+    trainer = Trainer(prompted, few_shot(pool, 1, seed=0).dataset(clip.preprocess), recipe="toy", progress=False)
+    assert trainer.lr == 40 and all(group["weight_decay"] == 0 for group in trainer.opt.param_groups)
+    official = TeCoAPrompt.from_recipe(clip, pool.classes)                 # visual_prompt.py: padding frame + 100 tokens
+    assert official.tokens.shape == (100, clip.vision_width) and official.prompter.pad == round(clip.image_size[0] * 30 / 224)
+
+
+def test_prompts_act_on_normalised_images_and_tokens_go_through_the_backbone(clip, pool):
+    "The frame is added after CLIP's normalisation (official), the tokens enter by `encode_image(prompts=)`."
+    from clipexplore.toyworld import ToyWorld
+    world = ToyWorld(4, seed=3)
+    pixels = to_pixels(torch.stack([world[i]["image"] for i in range(4)]))
+    framed = TeCoAPrompt(clip, pool.classes, kind="padding")
+    with torch.no_grad():
+        expected = framed.clip.logit_scale * F.normalize(clip.encode_image(framed.prompter(normalise(pixels))), dim=-1) @ framed.class_features.T
+        torch.testing.assert_close(framed.pixel_logits(pixels), expected)
+        tokens = TeCoAPrompt(clip, pool.classes, kind="token")
+        expected = tokens.clip.logit_scale * F.normalize(clip.encode_image(normalise(pixels), prompts=tokens.tokens), dim=-1) @ tokens.class_features.T
+        torch.testing.assert_close(tokens.pixel_logits(pixels), expected)
+    try: TeCoAPrompt(clip, pool.classes, kind="frame")
+    except ValueError as e: assert "padding+token" in str(e)
+    else: raise AssertionError("an unknown prompt kind must be refused")

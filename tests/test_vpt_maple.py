@@ -38,3 +38,14 @@ def test_vpt_prompts_and_maple_couplers_receive_gradients(clip, pool):
 
 def test_maple_depth_is_capped_by_the_shallower_tower(clip, pool):
     assert MaPLe(clip, pool.classes, depth=9).depth == 4 and MaPLe(clip, pool.classes, depth=2).depth == 2
+
+
+def test_recipes_name_their_config_and_build_the_methods(clip, pool):
+    official = VPT.recipe("official")
+    assert (official.epochs, official.batch_size, official.lr, official.method["n_tokens"], official.method["depth"]) == (5, 4, 0.0025, 8, 12)
+    assert "VPT/vit_b16_c2_ep5_batch4_4.yaml" in official.source
+    assert VPT.from_recipe(clip, pool.classes, recipe="toy").depth == 6 and VPT.from_recipe(clip, pool.classes, recipe="toy", depth=1).depth == 1
+    maple = MaPLe.recipe("official")
+    assert (maple.epochs, maple.batch_size, maple.lr, maple.method) == (5, 4, 0.0035, dict(n_ctx=2, ctx_init="a photo of a", depth=9))
+    assert "MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml" in maple.source
+    assert MaPLe.from_recipe(clip, pool.classes, recipe="toy").depth == 4

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbone import autocast
-from ..engine import Method, _collate, _to
-from .zeroshot import TOY_TEMPLATES, ZeroShotHead
+from ..engine import Method, Recipe, _collate, _to
+from .zeroshot import IMAGENET_TEMPLATES, TOY_TEMPLATES, ZeroShotHead
 
 # %% ../../nbs/27_calip.ipynb #60ac254a
 def calip_attention(spatial, text, temperature=0.5):
@@ -33,8 +33,8 @@ def global_and_patch_features(clip, images):
 # %% ../../nbs/27_calip.ipynb #45bbb583
 class CALIP(ZeroShotHead, Method):
     "CALIP: zero-shot logits + beta2 * visual-aware texts + beta3 * text-aware visual; `few_shot=True` adds identity-initialised linear maps."
-    BETA2 = torch.linspace(0.001, 2.0, 200)
-    BETA3 = torch.linspace(0.001, 0.1, 200)
+    BETA2 = 0.001 + torch.arange(200, dtype=torch.float64) * (2.0 - 0.001) / 200      # the official grid: [0.001, 2) in 200 steps
+    BETA3 = 0.001 + torch.arange(200, dtype=torch.float64) * (0.1 - 0.001) / 200      # and [0.001, 0.1)
 
     def __init__(self, clip, classnames, beta2=1.0, beta3=0.05, templates=TOY_TEMPLATES, few_shot=False, temperature=0.5):
         super().__init__()
@@ -63,11 +63,11 @@ class CALIP(ZeroShotHead, Method):
             batch = _to(_collate(valid, range(start, min(start + batch_size, len(valid)))), self.clip.device)
             terms.append(self.logit_terms(*global_and_patch_features(self.clip, batch["image"]))); labels.append(batch["label"])
         (zero_shot, visual_aware, text_aware), labels = torch.cat(terms, dim=1), torch.cat(labels)
-        b2, b3 = self.BETA2.to(labels.device), self.BETA3.to(labels.device)
+        b2, b3 = self.BETA2.float().to(labels.device), self.BETA3.float().to(labels.device)
         accuracy = torch.stack([((zero_shot + b * visual_aware)[None] + b3[:, None, None] * text_aware).argmax(-1).eq(labels).float().mean(-1)
                                 for b in b2])                                    # [200 beta2, 200 beta3]
         best = int(accuracy.argmax())
-        self.beta2, self.beta3 = float(b2[best // len(b3)]), float(b3[best % len(b3)])
+        self.beta2, self.beta3 = float(self.BETA2[best // len(b3)]), float(self.BETA3[best % len(b3)])
         return self
 
     def after_fit(self, trainer):
@@ -78,3 +78,14 @@ def _identity_linear(dim):
     layer = nn.Linear(dim, dim, bias=False)
     nn.init.eye_(layer.weight)
     return layer
+
+# %% ../../nbs/27_calip.ipynb #7c435cac
+CALIP.recipes = {
+    "official": Recipe(method=dict(templates=IMAGENET_TEMPLATES, temperature=0.5, few_shot=False),
+                       source="ZiyuGuo99/CALIP: configs/imagenet.yaml, run_imagenet.py (zero-shot; nothing is trained)",
+                       notes=dict(few_shot="CALIP-FS's code is not released (the README's TODO): only zero-shot CALIP is official",
+                                  temperature="A = F_s F_t^T * 2 in get_logits", epochs="no training: the Trainer fields are unused")),
+    "toy": Recipe(epochs=20, batch_size=32, lr=1e-3, optimizer="adamw", weight_decay=5e-4, method=dict(few_shot=True),
+                  notes=dict(few_shot="CALIP-FS on the toy world: every training value is ours (no official code; the paper "
+                                      "gives no recipe we could verify)", templates="the toy CLIP's six templates")),
+}

@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..backbone import autocast
-from ..engine import Method, FeatureDataset
+from ..engine import Method, FeatureDataset, Recipe
 from ..evaluate import Table
 from ..toyworld import COLOURS, DOMAINS, OBJECTS, TEXTURES, render, sample_scene, to_clip_tensor
 
@@ -202,3 +202,27 @@ class CLIPReID(Method):
 def _flat(x):
     "[P, K, ...] identity groups -> [P*K, ...]; flat batches unchanged."
     return x.flatten(0, 1) if x.dim() in (2, 5) else x
+
+# %% ../../nbs/29_clipreid.ipynb #5c2ff5b7
+_CONFIG = "Syliz517/CLIP-ReID: configs/person/vit_clipreid.yml"
+_STAGE2 = dict(id_weight=0.25, triplet_weight=1.0, i2t_weight=1.0, margin=0.3, smoothing=0.1)
+
+IdentityPrompts.recipes = {
+    "official": Recipe(epochs=120, batch_size=64, lr=3.5e-4, optimizer="adam", weight_decay=1e-4, warmup_epochs=5, warmup_lr=1e-5,
+                       method=dict(n_ctx=4, template="A photo of a {} person."), source=_CONFIG + " (SOLVER.STAGE1)",
+                       notes=dict(schedule="official: linear warm-up from 1e-5 over 5 epochs, cosine to 1e-6 (solver/scheduler_factory.py); "
+                                           "'dassl' holds the warm-up lr and cosines to 0")),
+    "toy": Recipe(epochs=60, batch_size=64, lr=3.5e-4, optimizer="adam", weight_decay=1e-4, warmup_epochs=5, warmup_lr=1e-5,
+                  method=dict(n_ctx=4, template="a photo of a {}."), source=_CONFIG + " (SOLVER.STAGE1)",
+                  notes=dict(epochs="60: the toy set is small", template="the toy CLIP never saw the word 'person'"))}
+
+CLIPReID.recipes = {
+    "official": Recipe(epochs=60, batch_size=16, lr=5e-6, optimizer="adam", weight_decay=1e-4, warmup_epochs=0, method=dict(_STAGE2),
+                       source=_CONFIG + " (SOLVER.STAGE2, MODEL, DATALOADER.NUM_INSTANCE 4)",
+                       notes=dict(batch_size="16 identity groups of 4 images (IMS_PER_BATCH 64, NUM_INSTANCE 4): IdentityGroups(k=4)",
+                                  schedule="official: lr x0.1 at epochs 30 and 50 after a 10-iteration linear warm-up, biases at 2x lr "
+                                           "(solver/lr_scheduler.py, make_optimizer_prompt.py); 'dassl' without warm-up is a cosine")),
+    "toy": Recipe(epochs=20, batch_size=16, lr=5e-4, optimizer="adam", weight_decay=1e-4, warmup_epochs=1, warmup_lr=1e-5,
+                  method=dict(_STAGE2), source=_CONFIG + " (SOLVER.STAGE2)",
+                  notes=dict(lr="5e-6 is for a web-pretrained ViT-B/16; at 1e-5 the toy encoder's ID loss does not move in 20 epochs",
+                             epochs="20: the toy set is small", warmup_epochs="one constant warm-up epoch (Dassl's)"))}

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine import Method
+from ..engine import Method, Recipe
 from .coop import PromptEmbeddings, init_context
 from .zeroshot import check_classnames
 
@@ -43,3 +43,12 @@ class CoCoOp(Method):
     def logits(self, batch):
         f = self.image_features(batch)                                                  # [B, E]
         return self.clip.logit_scale * torch.einsum("be,bce->bc", f, self.conditional_class_features(f))
+
+# %% ../../nbs/12_cocoop.ipynb #f41351b0
+_COCOOP = "KaiyangZhou/CoOp: configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml; scripts/cocoop/base2new_train.sh"
+CoCoOp.recipes = {
+    "official": Recipe(epochs=10, batch_size=1, lr=0.002, method=dict(n_ctx=4, ctx_init="a photo of a"), source=_COCOOP),
+    "toy": Recipe(epochs=10, batch_size=32, lr=0.002, method=dict(n_ctx=4, ctx_init="a photo of a"), source=_COCOOP,
+                  notes=dict(batch_size="32 instead of 1: CPU time (2 steps an epoch on the toy 16-shot base set instead of 80); "
+                                        "the loss is a batch mean, so the lr keeps its meaning only roughly")),
+}

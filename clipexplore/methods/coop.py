@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine import Method
+from ..engine import Method, Recipe
 from .zeroshot import check_classnames
 
 # %% ../../nbs/11_coop.ipynb #8c53b6a7
@@ -108,6 +108,16 @@ class CoOp(Method):
 
     def logits(self, batch):
         return self.clip.logit_scale * self.image_features(batch) @ self.class_features().T
+
+# %% ../../nbs/11_coop.ipynb #5cc9293e
+_COOP = "KaiyangZhou/CoOp: configs/trainers/CoOp/vit_b16.yaml (= rn50.yaml, the paper's 8/16-shot setting); scripts/coop/main.sh"
+CoOp.recipes = {
+    "official": Recipe(epochs=200, batch_size=32, lr=0.002, method=dict(n_ctx=16, ctx_init=None, class_specific=False, class_token_position="end"),
+                       source=_COOP, notes=dict(epochs="COOP.md: *_ep50.yaml for 1 shot and for ImageNet, *_ep100.yaml for 2 and 4 shots")),
+    "toy": Recipe(epochs=50, batch_size=32, lr=0.002, method=dict(n_ctx=16, ctx_init=None, class_specific=False, class_token_position="end"),
+                  source=_COOP, notes=dict(epochs="50 instead of 200: CPU time; the toy 16-shot set (160 images, 5 steps an epoch) "
+                                                  "has converged well before")),
+}
 
 # %% ../../nbs/11_coop.ipynb #4564a4f5
 class HandcraftedReference:

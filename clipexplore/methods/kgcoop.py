@@ -11,6 +11,7 @@ __all__ = ['KgCoOp']
 import torch
 import torch.nn.functional as F
 
+from ..engine import Recipe
 from .coop import CoOp, HandcraftedReference
 
 # %% ../../nbs/14_kgcoop.ipynb #6f0cba18
@@ -27,3 +28,14 @@ class KgCoOp(HandcraftedReference, CoOp):
         ce = F.cross_entropy(logits, batch["label"])
         knowledge = 1 - F.cosine_similarity(text, self.handcrafted, dim=-1).mean()
         return {"loss": ce + self.weight * knowledge, "ce": ce, "knowledge": knowledge}
+
+# %% ../../nbs/14_kgcoop.ipynb #3aa045d1
+_KGCOOP = "htyao89/KgCoOp: KgCoOp/configs/trainers/KgCoOp/vit_b16_ep100_ctxv1.yaml; W 8.0 in KgCoOp/scripts/run.sh"
+_KGCOOP_METHOD = dict(n_ctx=4, ctx_init="a photo of a", weight=8.0, template="a photo of a {}.")
+KgCoOp.recipes = {
+    "official": Recipe(epochs=100, batch_size=128, lr=0.002, method=_KGCOOP_METHOD, source=_KGCOOP,
+                       notes=dict(template="per dataset (CUSTOM_TEMPLATES in trainers/kgcoop.py): ImageNet's here")),
+    "toy": Recipe(epochs=20, batch_size=32, lr=0.002, method=_KGCOOP_METHOD, source=_KGCOOP,
+                  notes=dict(batch_size="32 instead of 128: the toy 16-shot base set (80 images) is smaller than one official batch",
+                             epochs="20 instead of 100: CPU time")),
+}

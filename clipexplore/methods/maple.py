@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine import Method
+from ..engine import Method, Recipe
 from .coop import PromptEmbeddings, init_context
 from .zeroshot import check_classnames
 
@@ -52,3 +52,17 @@ class MaPLe(Method):
         visual = self.visual_prompts()
         image = self.clip.encode_image(batch["image"], prompts=visual[0], deep_prompts=[None] + list(visual[1:]))
         return self.clip.logit_scale * F.normalize(image.float(), dim=-1) @ self.class_features().T
+
+# %% ../../nbs/17_maple.ipynb #7d9931b6
+_MAPLE = "muzairkhattak/multimodal-prompt-learning: configs/trainers/MaPLe/"
+MaPLe.recipes = {
+    "official": Recipe(epochs=5, batch_size=4, lr=0.0035, source=_MAPLE + "vit_b16_c2_ep5_batch4_2ctx.yaml",
+                       method=dict(n_ctx=2, ctx_init="a photo of a", depth=9)),
+    "official_cross_dataset": Recipe(epochs=2, batch_size=4, lr=0.0026, source=_MAPLE + "vit_b16_c2_ep5_batch4_2ctx_cross_datasets.yaml",
+                                     method=dict(n_ctx=2, ctx_init="a photo of a", depth=3)),
+    "toy": Recipe(epochs=20, batch_size=32, lr=0.0035, source=_MAPLE + "vit_b16_c2_ep5_batch4_2ctx.yaml",
+                  method=dict(n_ctx=2, ctx_init="a photo of a", depth=9),
+                  notes=dict(depth="9 is capped at the toy towers' shallower one (4 text layers)",
+                             batch_size="32 instead of 4: CPU time; the demos all train at 32",
+                             epochs="20 instead of 5: at batch 32 the toy base set is a few steps an epoch")),
+}

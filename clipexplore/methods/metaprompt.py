@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 
+from ..engine import Recipe
+
 from .promptsrc import PromptSRC
 
 # %% ../../nbs/19_metaprompt.ipynb #91d84e54
@@ -38,53 +40,79 @@ class MetaPrompt(PromptSRC):
         ce_mix, ce_i, ce_t = F.cross_entropy((logits_i + logits_t) / 2, y), F.cross_entropy(logits_i, y), F.cross_entropy(logits_t, y)
         return {"loss": ce_mix + ce_i + ce_t, "ce": ce_mix, "ce_image": ce_i, "ce_text": ce_t}
 
+# %% ../../nbs/19_metaprompt.ipynb #841ed9f9
+_B2N = "Vill-Lab/2024-TIP-MetaPrompt: configs/trainers/Meta_B2N/vit_b16.yaml (META_STEP 0.2: train.py)"
+_DG = "Vill-Lab/2024-TIP-MetaPrompt: configs/trainers/Meta_DG/vit_b16.yaml (META_STEP 0.2: train.py)"
+_OFFICIAL_TEMPLATE = "a photo of a {}"          # trainers/meta.py: the template of PACS, VLCS, OfficeHome, DomainNet, Caltech, SUN
+MetaPrompt.recipes = {
+    "official": Recipe(epochs=8, batch_size=16, lr=0.0015, source=_B2N,
+                       method=dict(n_ctx=2, n_visual=2, depth=12, split="classes", meta_step=0.2, template=_OFFICIAL_TEMPLATE)),
+    "official_dg": Recipe(epochs=6, batch_size=32, lr=0.0015, source=_DG,
+                          method=dict(n_ctx=4, n_visual=4, depth=12, split="domains", meta_step=0.2, template=_OFFICIAL_TEMPLATE)),
+    "toy": Recipe(epochs=8, batch_size=16, lr=0.0015, source=_B2N,
+                  method=dict(n_ctx=2, n_visual=2, depth=12, split="classes", meta_step=0.2, template="a photo of a {}."),
+                  notes={"depth": "12 is capped at the toy towers' layer count",
+                         "template": "the zero-shot baseline's template, so the frozen side equals the zero-shot row"}),
+    "toy_dg": Recipe(epochs=6, batch_size=32, lr=0.0015, source=_DG,
+                     method=dict(n_ctx=4, n_visual=4, depth=12, split="domains", meta_step=0.2, template="a photo of a {}."),
+                     notes={"depth": "12 is capped at the toy towers' layer count",
+                            "template": "the zero-shot baseline's template, so the frozen side equals the zero-shot row"}),
+}
+
 # %% ../../nbs/19_metaprompt.ipynb #31f7aaa4
 @patch
+def class_groups(self:MetaPrompt, generator=None):
+    "The official class split: all of the method's classes shuffled, the first ceil(C/2) and the rest."
+    order = torch.randperm(len(self.classnames), generator=generator, device="cpu").to(self.ctx.device)
+    half = (len(order) - 1) // 2 + 1                                       # official: m = (l - 1) // N + 1, N = 2
+    return [order[:half], order[half:]]
+
+@patch
 def _groups(self:MetaPrompt, batch):
-    "The batch's split: two random groups of the classes present, or its source domains."
-    key = batch["label"] if self.split == "classes" else batch["domain"]
-    present = key.unique()
-    if self.split == "classes":
-        present = present[torch.randperm(len(present))]
-        half = (len(present) + 1) // 2
-        return [present[:half], present[half:]]
-    return [present[i:i + 1] for i in range(len(present))]
+    "The meta split: two random halves of all classes, or the batch's source domains one by one."
+    if self.split == "classes": return self.class_groups()
+    return [d[None] for d in batch["domain"].unique()]
 
 @patch
 def _split_loss(self:MetaPrompt, batch, keep, classes=None):
-    "The meta loss on the samples `keep`: text side on the group's classes, or image side on all classes."
+    "The meta loss on the samples `keep`: frozen image vs prompted text over all of `classes`, or prompted image vs frozen text."
     images, labels = batch["image"][keep], batch["label"][keep]
     if self.split == "classes":
         with torch.no_grad(): frozen = F.normalize(self.clip.encode_image(images).float(), dim=-1)
-        logits = self.clip.logit_scale * frozen @ self.class_features()[classes].T
-        return F.cross_entropy(logits, (labels[:, None] == classes[None]).float().argmax(-1))
+        logits = self.clip.logit_scale * frozen @ self.class_features()[classes].T          # [n, len(classes)]
+        return F.cross_entropy(logits, (labels[:, None] == classes[None]).float().argmax(-1))  # labels re-indexed in the group
     return F.cross_entropy(self.clip.logit_scale * self.prompted_image_features(images) @ self.teacher.T, labels)
 
 # %% ../../nbs/19_metaprompt.ipynb #f177ba35
 @patch
-def meta_gradients(self:MetaPrompt, batch, lr):
+def meta_gradients(self:MetaPrompt, batch, lr, groups=None):
     "Sum over groups k of the held-out gradient on group k after an inner step on the others (first order)."
     params = [self.ctx, self.deep_text] if self.split == "classes" else [self.visual]
     key = batch["label"] if self.split == "classes" else batch["domain"]
+    groups = self._groups(batch) if groups is None else [torch.as_tensor(g, device=key.device) for g in groups]
     total = [torch.zeros_like(p) for p in params]
-    groups = self._groups(batch)
-    for held in groups:
-        inner, outer = ~torch.isin(key, held), torch.isin(key, held)
-        other = torch.cat([g for g in groups if g is not held]) if len(groups) > 1 else held
-        if inner.sum() == 0 or outer.sum() == 0: continue
+    for i, held in enumerate(groups):
+        others = torch.cat([g for j, g in enumerate(groups) if j != i])
+        inner, outer = torch.isin(key, others), torch.isin(key, held)
+        too_few = self.split == "classes" and len(held) < 2              # official: skip a group with fewer than 2 classes
+        if too_few or inner.sum() == 0 or outer.sum() == 0: continue
         saved = [p.detach().clone() for p in params]
-        grads = torch.autograd.grad(self._split_loss(batch, inner, batch["label"][inner].unique() if self.split == "classes" else None), params)
+        grads = torch.autograd.grad(self._split_loss(batch, inner, others), params)
         with torch.no_grad():
             for p, g in zip(params, grads): p.sub_(lr * g)                   # inner step on the other groups
-        held_classes = batch["label"][outer].unique() if self.split == "classes" else None
-        for t, g in zip(total, torch.autograd.grad(self._split_loss(batch, outer, held_classes), params)): t.add_(g)
+        for t, g in zip(total, torch.autograd.grad(self._split_loss(batch, outer, held), params)): t.add_(g)
         with torch.no_grad():
             for p, s in zip(params, saved): p.copy_(s)                      # restore by value: never alias the copy
     return params, total
 
 @patch
 def compute_gradients(self:MetaPrompt, terms, batch, scale=lambda x: x, lr=0.0015):
-    "In-domain gradients of the summed CE terms, plus meta_step times the meta-gradients."
+    "In-domain gradients of the summed CE terms; then the official plain meta update p -= lr * meta_step * sum_k g_k."
     scale(terms["loss"]).backward()
+    if self.meta_step == 0: return
     params, meta = self.meta_gradients(batch, lr)
-    for p, g in zip(params, meta): p.grad = p.grad + scale(self.meta_step * g)
+    with torch.no_grad():
+        for p, g in zip(params, meta):
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.all_reduce(g); g /= torch.distributed.get_world_size()   # every process the same update
+            if torch.isfinite(g).all(): p.sub_(lr * self.meta_step * g)

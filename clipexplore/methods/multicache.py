@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapters import OFFICIAL_TIP_F, TipAdapterF, cache_affinity, training_features
+from ..engine import Recipe
+from .adapters import TIP_F_OPTIMIZER, TipAdapterF, cache_affinity, training_features
 
 # %% ../../nbs/28_multicache.ipynb #4cead78b
 class StackedEncoder(nn.Module):
@@ -72,7 +73,7 @@ class MultiCacheAdapter(TipAdapterF):
         feats, labels = training_features(self, train)
         self.values = F.one_hot(labels.long(), len(self.classnames)).float().to(self.class_features.device)
         keys = torch.cat(self.feature_encoder.split(feats.to(self.class_features.device)), -1)
-        self.keys = nn.Parameter(keys.clone()) if self.learn_keys else keys
+        self._set_keys(keys)                                   # a parameter if the keys are learnt
         return self
 
     def source_logits(self, batch, beta=None):
@@ -99,3 +100,17 @@ class MultiCacheAdapter(TipAdapterF):
     def _set_keys(self, keys):
         if self.learn_keys: super()._set_keys(keys)
         else: self.keys = keys
+
+# %% ../../nbs/28_multicache.ipynb #fd33cef2
+MultiCacheAdapter.recipes = {
+    "official": Recipe(epochs=20, batch_size=256, lr=1e-3, optimizer=TIP_F_OPTIMIZER, weight_decay=0.01, warmup_epochs=0,
+                       schedule="cosine_steps", method=dict(alpha=0.6, beta=1.0),
+                       source="OpenGVLab/CaFo: configs/imagenet/16shot.yaml, main.py (run_ensemble_tip_dalle_adapter_F)",
+                       notes=dict(weight_decay="not set by the official AdamW call: PyTorch's default 0.01",
+                                  schedule="CosineAnnealingLR(T_max=train_epoch * len(train_loader_F)), stepped after every batch",
+                                  template="CaFo's class texts are GPT-3 descriptions per class: pass yours as `template`")),
+    "toy": Recipe(epochs=20, batch_size=256, lr=1e-3, optimizer=TIP_F_OPTIMIZER, weight_decay=0.01, warmup_epochs=0,
+                  schedule="cosine_steps", method=dict(alpha=1.0, beta=1.0),
+                  notes=dict(alpha="ImageNet's 0.6 is tuned for logits scaled by 100 (the toy CLIP's scale is about 30); "
+                                   "alpha and beta are searched on validation after training anyway")),
+}

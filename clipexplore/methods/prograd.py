@@ -11,6 +11,7 @@ __all__ = ['prograd_project', 'template_tail_context', 'ProGrad']
 import torch
 import torch.nn.functional as F
 
+from ..engine import Recipe
 from .coop import CoOp, HandcraftedReference
 
 # %% ../../nbs/15_prograd.ipynb #61e91477
@@ -54,3 +55,14 @@ class ProGrad(HandcraftedReference, CoOp):
         g_ce = torch.autograd.grad(scale(terms["ce"]), params, allow_unused=True)
         for p, gc, gk in zip(params, g_ce, g_kl):
             if gc is not None: p.grad = gc if gk is None else prograd_project(gc, gk, self.lam)
+
+# %% ../../nbs/15_prograd.ipynb #1edb49ae
+_PROGRAD = "BeierZhu/Prompt-align: ProGrad.public/configs/trainers/ProGrad/rn50.yaml; LAMBDA 1.0 in ProGrad.public/scripts/prograd.sh"
+_PROGRAD_METHOD = dict(n_ctx=16, template="a photo of a {}.", lam=1.0, temperature=1.0)
+ProGrad.recipes = {
+    "official": Recipe(epochs=200, batch_size=32, lr=0.002, method=_PROGRAD_METHOD, source=_PROGRAD,
+                       notes=dict(epochs="8 and 16 shots; rn50_ep100.yaml (100) for 2 and 4 shots and scripts/base2new_train_prograd.sh",
+                                  template="per dataset (CUSTOM_TEMPLATES in trainers/prograd.py): ImageNet's here")),
+    "toy": Recipe(epochs=20, batch_size=32, lr=0.002, method=_PROGRAD_METHOD, source=_PROGRAD,
+                  notes=dict(epochs="20 instead of 200: CPU time")),
+}

@@ -11,7 +11,7 @@ __all__ = ['SoftCPT']
 import torch
 from torch import nn
 
-from ..engine import Method
+from ..engine import Method, Recipe
 from .coop import PromptEmbeddings, init_context
 from ..tasks import per_task_cross_entropy, union_label_space
 
@@ -19,6 +19,17 @@ from ..tasks import per_task_cross_entropy, union_label_space
 class SoftCPT(Method):
     "Soft context sharing: each task's CoOp context generated from its task-name prompt by a shared linear meta-network."
     uses_image_features = True
+    recipes = {
+        "official": Recipe(epochs=50, batch_size=32, lr=0.002, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
+                           warmup_epochs=1, warmup_lr=1e-5, schedule="dassl",
+                           method=dict(n_ctx=16, task_n_ctx=4, task_specific=False),
+                           source="kding1225/softcpt: configs/trainers/MTCoOp/rn50_ep50.yaml (+ README's SoftCPT-NATA run "
+                                  "scripts/main_mtcoop.sh general10 rn50_ep50 <shots> 0 False 4 False 16 False lin 1)"),
+        "toy": Recipe(epochs=50, batch_size=32, lr=0.002, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
+                      warmup_epochs=1, warmup_lr=1e-5, schedule="dassl",
+                      method=dict(n_ctx=16, task_n_ctx=4, task_specific=False),
+                      notes={"all": "the official recipe as is"}),
+    }
 
     def __init__(self, clip, tasks, task_names=None, n_ctx=16, task_n_ctx=4, task_specific=False):
         super().__init__()

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..engine import Method
+from ..engine import Method, Recipe
 from .coop import PromptEmbeddings, init_context
 from .zeroshot import check_classnames
 
@@ -50,6 +50,18 @@ def ranking_loss(scores, targets, margin=1.0):
 # %% ../../nbs/23c_taidpt.ipynb #3ee8d94f
 class TaIDPT(Method):
     "TaI-DPT: global and local class-agnostic prompts trained on captions, applied to images' pooled and region features."
+    recipes = {
+        "official": Recipe(epochs=20, batch_size=512, lr=1e-4, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
+                           warmup_epochs=1, warmup_lr=1e-5, schedule="dassl",
+                           method=dict(n_ctx=16, scale=4.0, text_temperature=50.0, image_temperature=40.0, local_weight=0.5),
+                           source="guozix/TaI-DPT: configs/trainers/Caption_distill_double/rn50_voc2007.yaml "
+                                  "(+ train_caption.py:extend_cfg, scripts/main.sh: N_CTX 16, CSC False, end)"),
+        "toy": Recipe(epochs=20, batch_size=64, lr=0.002, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
+                      warmup_epochs=1, warmup_lr=1e-5, schedule="dassl",
+                      method=dict(n_ctx=16, scale=4.0, text_temperature=50.0, image_temperature=40.0, local_weight=0.5),
+                      notes={"batch_size": "4,000 toy captions, not COCO's ~600k: batch 64 keeps ~1,200 steps",
+                             "lr": "CoOp's 0.002: 1e-4 moves the prompts too little in so few steps"}),
+    }
     def __init__(self, clip, classnames, n_ctx=16, scale=4.0, text_temperature=50.0, image_temperature=40.0, local_weight=0.5):
         super().__init__()
         self.clip, self.scale, self.text_temperature, self.image_temperature = clip, scale, text_temperature, image_temperature
@@ -73,11 +85,11 @@ class TaIDPT(Method):
 
     @torch.no_grad()
     def caption_features(self, caption_tokens):
-        "Captions as images: EOT features [B, E], token features [B, L, E], and which tokens are words or EOT [B, L]."
+        "Captions as images: EOT features [B, E], token features [B, L, E], and which tokens are not padding [B, L]."
         emb, eot = self.clip.embed_tokens(caption_tokens)
         pooled, tokens = self.clip.encode_embeddings(emb, eot, return_tokens=True)
         positions = torch.arange(tokens.shape[1], device=tokens.device)
-        return pooled, tokens, (positions[None] >= 1) & (positions[None] <= eot[:, None])   # not SOS or padding
+        return pooled, tokens, positions[None] <= eot[:, None]          # SOS, words and EOT; padding masked (official)
 
     def loss(self, batch):
         "Ranking losses of both prompts on a batch of captions."

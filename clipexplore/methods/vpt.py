@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine import Method
+from ..engine import Method, Recipe
 from .zeroshot import check_classnames, class_text_features
 
 # %% ../../nbs/16_vpt.ipynb #1a3500b5
@@ -39,3 +39,16 @@ class VPT(Method):
         shallow, deep = deep_prompt_list(self.prompts)
         image = F.normalize(self.clip.encode_image(batch["image"], prompts=shallow, deep_prompts=deep).float(), dim=-1)
         return self.clip.logit_scale * image @ self.class_features.T
+
+# %% ../../nbs/16_vpt.ipynb #51a21586
+_VPT = "muzairkhattak/multimodal-prompt-learning: configs/trainers/VPT/vit_b16_c2_ep5_batch4_4.yaml"
+VPT.recipes = {
+    "official": Recipe(epochs=5, batch_size=4, lr=0.0025, source=_VPT, method=dict(n_tokens=8, depth=12, template="a photo of a {}."),
+                       notes=dict(depth="PROMPT_DEPTH_VISION 12: every layer of ViT-B/16",
+                                  template="trainers/vpt.py FixedEmbeddings: 'a photo of a' + name + '.'")),
+    "toy": Recipe(epochs=20, batch_size=32, lr=0.0025, source=_VPT, method=dict(n_tokens=8, depth=None, template="a photo of a {}."),
+                  notes=dict(depth="None: every layer of the toy tower (6), as 12 is every layer of ViT-B/16",
+                             batch_size="32 instead of 4: CPU time; the demos all train at 32",
+                             epochs="20 instead of 5: at batch 32 a toy 16-shot set is a few steps an epoch, "
+                                    "where the official 5 epochs are thousands of steps of batch 4")),
+}
