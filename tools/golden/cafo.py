@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tools.golden.common import GOLDEN_CLASSNAMES, build_official, golden_images, save_golden
-from tools.golden.run_official import cuda_on_cpu, present_checkout, recording, recording_adamw, top1_accuracy
+from tools.golden.common import official_checkout, GOLDEN_CLASSNAMES, build_official, golden_images, save_golden
+from tools.golden.run_official import cuda_on_cpu, recording, recording_adamw, top1_accuracy
 
 ALPHA, BETA = 1.3, 2.7
 EPOCHS, BATCH, LR = 2, 4, 1e-3
@@ -42,7 +42,7 @@ def official(mirror):
     orders = torch.stack([torch.randperm(8, generator=g) for _ in range(EPOCHS)])
     sys.modules.setdefault("gdown", types.ModuleType("gdown"))
     cwd = os.getcwd()
-    with present_checkout(mirror), cuda_on_cpu(), tempfile.TemporaryDirectory() as cache_dir:
+    with official_checkout(mirror), cuda_on_cpu(), tempfile.TemporaryDirectory() as cache_dir:
         os.chdir(cache_dir)                                           # the search writes best.txt to the working folder
         try:
             import main as cafo_main

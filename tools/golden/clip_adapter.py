@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tools.golden.common import GOLDEN_CLASSNAMES, build_official, golden_images, save_golden
-from tools.golden.run_official import cuda_on_cpu, present_checkout
+from tools.golden.common import official_checkout, GOLDEN_CLASSNAMES, build_official, golden_images, save_golden
+from tools.golden.run_official import cuda_on_cpu
 
 
 def stub_dassl():
@@ -35,7 +35,7 @@ def official(adapter_mirror, coop_mirror):
     saved = dict(sys.modules)
     try:
         stub_dassl()
-        with present_checkout(adapter_mirror, coop_mirror), cuda_on_cpu():       # the mirror lacks its PDF's blob
+        with official_checkout(adapter_mirror, coop_mirror), cuda_on_cpu():       # the mirror lacks its PDF's blob
             import clip_adapter
             from clip import model as clip_model
             model = build_official(clip_model)

@@ -1,7 +1,5 @@
 """Running official code written for a GPU on the CPU, and reading what it computes without changing it.
 
-`present_checkout` is `common.official_checkout` (which unpacks only the files whose blobs the mirror holds).
-
 `cuda_on_cpu()` makes `.cuda()` and `.to('cuda')` leave tensors and modules where they are; `recording(obj, name)`
 wraps a function so that every call's arguments are kept (official scripts often only print their logits);
 `returned_locals(function_name)` keeps the local variables of a function when it returns."""
@@ -9,17 +7,9 @@ import contextlib
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 import torch
 from torch import nn
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tools.golden.common import official_checkout
-
-
-# A checkout of only the files a mirror holds is what common.official_checkout does; the old name stays for the scripts.
-present_checkout = official_checkout
 
 
 def _is_cuda(device):

@@ -14,8 +14,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tools.golden.run_official import present_checkout
-from tools.golden.common import save_golden
+from tools.golden.common import official_checkout, save_golden
 
 ALPHAS = (0.0, 0.37, 1.0)
 
@@ -39,7 +38,7 @@ def official(mirror):
              "src.models.zeroshot": "get_zeroshot_classifier", "src.args": "parse_arguments"}
     saved = dict(sys.modules)
     try:
-        with present_checkout(mirror):
+        with official_checkout(mirror):
             for name, attr in stubs.items():
                 module = types.ModuleType(name); setattr(module, attr, None); sys.modules[name] = module
             modeling = types.ModuleType("src.models.modeling")
