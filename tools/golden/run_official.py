@@ -4,9 +4,7 @@
 wraps a function so that every call's arguments are kept (official scripts often only print their logits);
 `returned_locals(function_name)` keeps the local variables of a function when it returns."""
 import contextlib
-import subprocess
 import sys
-import tempfile
 
 import torch
 from torch import nn
