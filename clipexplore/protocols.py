@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .data import base_new_split, few_shot, subset_classes
-from .engine import Trainer, as_features, evaluate
+from .engine import NothingToLearn, Trainer, as_features, evaluate
 from .evaluate import Table
 
 # %% ../nbs/06_protocols.ipynb #635dca18
@@ -23,10 +23,11 @@ def _fresh(make_method, classnames, seed):
     return make_method(classnames)
 
 def _fit(method, train, trainer_kw):
-    "Train `method` on `train` (closed form if it has one), unless it has nothing to learn; returns the method."
-    if hasattr(method, "closed_form_fit"): method.closed_form_fit(train)
-    elif any(p.requires_grad for p in method.parameters()):
-        Trainer(method, train, **dict(dict(progress=False), **trainer_kw)).fit()
+    "Train `method` on `train` (in closed form if it is training-free), unless it has nothing to learn; returns the method."
+    if method.training_free: return method.closed_form_fit(train) or method
+    try: trainer = Trainer(method, train, **dict(dict(progress=False), **trainer_kw))    # builds caches: Tip-Adapter-F's keys
+    except NothingToLearn: return method                                                # zero-shot: nothing to train
+    trainer.fit()
     return method
 
 def _mean_accuracy(method, data, name=None):

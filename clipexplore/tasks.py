@@ -113,7 +113,11 @@ class TaskSlice(torch.nn.Module):
         super().__init__()
         if task not in method.slices: raise KeyError(f"task {task!r} is not one of the method's tasks {list(method.slices)}")
         self.method, self.task, self.clip = method, task, method.clip
-        self.uses_image_features = getattr(method, "uses_image_features", False)
+        self.uses_image_features = method.uses_image_features
+    slices = None                                                    # one task: the engine's method protocol
+    @property
+    def classnames(self): return self.method.classnames[self.method.slices[self.task]]
+    def cache_encoder(self): return self.method.cache_encoder()
     def logits(self, batch): return self.method.logits(batch)[:, self.method.slices[self.task]]
 
 def evaluate_tasks(method, tests, name=None):

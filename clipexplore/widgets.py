@@ -11,6 +11,7 @@ __all__ = ['has_frontend', 'figure_png', 'show_static', 'new_figure', 'class_tex
            'draw_concepts', 'ConceptExplorer']
 
 # %% ../nbs/40_widgets.ipynb #821494e4
+import html
 import io
 import os
 import threading
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .engine import Callback, StopTraining, as_features, evaluate, predict
+from .engine import Callback, Method, StopTraining, as_features, evaluate, predict
 from .evaluate import Table, confusion_matrix, plot_confusion
 from .protocols import new_class_accuracy
 
@@ -84,7 +85,7 @@ class Recorder(Callback):
 
     def before_fit(self, trainer):
         method = trainer.method
-        if self.new is not None and not hasattr(method, "set_classes"):
+        if self.new is not None and getattr(type(method), "set_classes", Method.set_classes) is Method.set_classes:
             raise ValueError(f"{type(method).__name__} cannot swap its classes (no set_classes): drop new=")
         self.valid = trainer.valid if self.valid is None else as_features(method, self.valid)
         self.new = as_features(method, self.new)
@@ -259,6 +260,7 @@ class Dashboard(Recorder):
         self.live = has_frontend() if display is None else display
         self.view = TrainingFigure(figsize, title)
         self.redraws, self.seconds, self._stop, self._running = 0, 0.0, False, threading.Event()
+        self.state, self.error, self._phase, self._state_lock = "waiting", None, "ready", threading.RLock()   # phase: ready, fitting, over
         self._running.set()
         self.widget = self._build_widget() if self.live else None
 
@@ -267,7 +269,7 @@ class Dashboard(Recorder):
 
     def _build_widget(self):
         import ipywidgets as W
-        self.status = W.HTML("waiting for training to start")
+        self.status = W.HTML(self._status_html())
         self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger")
         self.pause_button = W.ToggleButton(description="Pause", icon="pause")
         self.image = W.Image(value=figure_png(self.figure, self.dpi), format="png")      # the empty axes, until training starts
@@ -289,18 +291,67 @@ class Dashboard(Recorder):
         super().__call__(event, trainer)
         self.seconds += time.perf_counter() - start
 
-    def stop(self): self._stop = True; self._running.set()
-    def pause(self): self._running.clear()
-    def resume(self): self._running.set()
+    def _status_html(self):
+        "The status line: the state, the latest step, the dashboard's own time and, on a new line, the error (escaped)."
+        parts, last = [f"<b>{self.state}</b>"], self.steps[-1] if self.steps else None
+        if last: parts.append(f"epoch {last['epoch']:.2f} &nbsp; step {last['step']} &nbsp; loss {last.get('loss', float('nan')):.4f}")
+        if self.seconds: parts.append(f"dashboard {self.seconds:.1f} s")
+        error = f"<br>{html.escape(f'{type(self.error).__name__}: {self.error}')}" if self.error is not None else ""
+        return " &nbsp; ".join(parts) + error
+
+    def _show_status(self):
+        "Push the status line to the widget (cheap: no figure is drawn)."
+        with self._state_lock:
+            if self.widget is not None: self.status.value = self._status_html()
+
+    def _set_state(self, state, error=None):
+        with self._state_lock: self.state, self.error = state, error; self._show_status()
+
+    def _sync_pause_button(self, pressed):
+        if self.widget is not None and self.pause_button.value != pressed: self.pause_button.value = pressed
+
+    def stop(self):
+        "End the fit under way, or the coming one, before its next batch (ignored once the fit is over)."
+        with self._state_lock:
+            if self._phase == "over": return
+            self._stop = True; self._running.set(); self._set_state("stopped")
+
+    def pause(self):
+        "Hold training before its next batch, until `resume()` or `stop()`."
+        with self._state_lock:
+            if self._stop: return                                      # stopping wins: never hold a run that must end
+            self._running.clear()
+            if self._phase != "over": self._set_state("paused")
+        self._sync_pause_button(True)
+
+    def resume(self):
+        "Let a paused fit go on."
+        with self._state_lock:
+            self._running.set()
+            if self.state == "paused": self._set_state("training" if self._phase == "fitting" else "waiting")
+        self._sync_pause_button(False)
+
+    def _expect_fit(self):
+        "A fit is about to start (in a thread): a Stop from now on is meant for it."
+        with self._state_lock:
+            self._stop, self._phase = False, "ready"
+            self._set_state("waiting" if self._running.is_set() else "paused")
+
+    def failed(self, error):
+        "Show that the fit ended with `error` (a fit's error skips `after_fit`: `BackgroundFit` calls this)."
+        with self._state_lock: self._stop, self._phase = False, "over"; self._set_state("error", error)
 
     def before_fit(self, trainer):
+        with self._state_lock:
+            if self._phase == "fitting": self._stop = False            # left over from a fit that died with an error
+            self._phase = "fitting"
+            self._set_state("stopped" if self._stop else "training" if self._running.is_set() else "paused")
         super().before_fit(trainer)
-        self._stop = False
         self.draw_throttle.wait()                             # the first picture after `every_seconds`: short runs draw once, at the end
         if self.title is None: self.title = type(trainer.method).__name__; self.view.set_title(self.title)
 
     def before_batch(self, trainer):
-        if not self._running.is_set():                         # Pause: wait here, between batches
+        if not self._stop and not self._running.is_set():      # Pause: wait here, between batches
             start = time.perf_counter(); self._running.wait(); self.seconds -= time.perf_counter() - start
         if self._stop: raise StopTraining()
 
@@ -314,18 +365,17 @@ class Dashboard(Recorder):
 
     def after_fit(self, trainer):
         super().after_fit(trainer)
-        if self.live: self.redraw(done=True)                          # headless: drawn when displayed or saved
+        with self._state_lock:                                 # ended early (Stop, another callback's StopTraining, Ctrl-C): stopped
+            self._stop, self._phase = False, "over"
+            self._set_state("stopped" if trainer.epoch < trainer.epochs else "done")
+        if self.live: self.redraw()                            # headless: drawn when displayed or saved
 
-    def redraw(self, done=False):
-        "Draw the current snapshot and push its PNG to the widget."
+    def redraw(self):
+        "Draw the current snapshot and push its PNG and the status line to the widget."
         self.view.update(self.snapshot())
         self.redraws += 1
-        if self.widget is not None:
-            self.image.value = figure_png(self.figure, self.dpi)
-            last = self.steps[-1] if self.steps else {}
-            state = "done" if done else ("paused" if not self._running.is_set() else "training")
-            self.status.value = (f"<b>{state}</b> &nbsp; epoch {last.get('epoch', 0):.2f} &nbsp; step {last.get('step', 0)}"
-                                 f" &nbsp; loss {last.get('loss', float('nan')):.4f} &nbsp; dashboard {self.seconds:.1f} s")
+        if self.widget is not None: self.image.value = figure_png(self.figure, self.dpi)
+        self._show_status()
 
     def save_png(self, path, dpi=100):
         "Save the training figure of the current history."
@@ -334,18 +384,46 @@ class Dashboard(Recorder):
 
 # %% ../nbs/40_widgets.ipynb #65cbd27a
 class BackgroundFit:
-    "A `Trainer.fit()` running in a thread: `running`, `join()`, `stop()`, `pause()`, `resume()`."
+    "A `Trainer.fit()` running in a thread: `running`, `join()`, `stop()`, `pause()`, `resume()`; one at a time per trainer, method, dashboard."
+    _busy, _busy_lock = {}, threading.Lock()                  # id of a trainer, method or dashboard -> the run using it
+
     def __init__(self, trainer, dashboard=None):
         self.trainer, self.dashboard, self.error = trainer, dashboard, None
         if dashboard is None:
             found = [c for c in trainer.callbacks if isinstance(c, Dashboard)]
             self.dashboard = found[0] if found else None
+        self._claim()                                          # refused here, before any thread starts
+        if self.dashboard is not None: self.dashboard._expect_fit()
         self.thread = threading.Thread(target=self._run, daemon=True, name="clipexplore-fit")
-        self.thread.start()
+        try: self.thread.start()
+        except BaseException: self._release(); raise
+
+    def _parts(self):
+        "What a fit must have to itself: its trainer, its method and its dashboard."
+        parts = dict(trainer=self.trainer, method=self.trainer.method, dashboard=self.dashboard)
+        return {what: part for what, part in parts.items() if part is not None}
+
+    def _claim(self):
+        "Mark the parts busy, or raise if a running background fit already has one of them."
+        with self._busy_lock:
+            for what, part in self._parts().items():
+                if id(part) in self._busy:
+                    raise RuntimeError(f"this {what} ({type(part).__name__}) is already fitting in the background: two fits at once "
+                                       "would corrupt it; call stop() or join() on the running BackgroundFit first, or use another "
+                                       f"{what}")
+            self._busy.update({id(part): self for part in self._parts().values()})
+
+    def _release(self):
+        with self._busy_lock:
+            for part in self._parts().values():
+                if self._busy.get(id(part)) is self: del self._busy[id(part)]
 
     def _run(self):
         try: self.trainer.fit()
-        except BaseException as e: self.error = e
+        except BaseException as e:
+            self.error = e
+            if self.dashboard is not None: self.dashboard.failed(e)
+        finally: self._release()
 
     @property
     def running(self): return self.thread.is_alive()
@@ -357,8 +435,9 @@ class BackgroundFit:
     def resume(self): self._need_dashboard().resume(); return self
 
     def join(self, timeout=None):
-        "Wait for training to end; re-raise its error; returns the trainer."
+        "Wait for training to end; re-raise its error; returns the trainer. TimeoutError if it still runs after `timeout` s."
         self.thread.join(timeout)
+        if self.thread.is_alive(): raise TimeoutError(f"still training after {timeout:g} s; call join() again or stop()")
         if self.error is not None: raise self.error
         return self.trainer
 

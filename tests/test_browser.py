@@ -19,6 +19,7 @@ from test_widgets import live_notebook
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                   "--disable-background-networking", "--disable-component-update"]   # closed network: no calls home
+STATE_IS = "([el, state]) => el.innerText.trim().split(/\\s+/)[0] === state"   # the status line's first word: its state
 
 
 def browser_or_skip():
@@ -85,9 +86,10 @@ def test_dashboard_renders_updates_and_stops_in_jupyterlab(jupyterlab):
             assert dashboard.locator("button", has_text="Stop").count() == 1 and dashboard.locator("button", has_text="Pause").count() == 1
             page.wait_for_function("el => el.innerText.includes('epoch')", arg=status.element_handle(), timeout=120_000)
             first_picture, first_status = image.get_attribute("src"), status.inner_text()
-            page.wait_for_function("([el, src]) => el.src !== src", arg=[image.element_handle(), first_picture], timeout=60_000)
-            assert status.inner_text() != first_status                               # the picture and the numbers moved
-            page.wait_for_function("el => el.innerText.includes('done')", arg=status.element_handle(), timeout=300_000)
+            # the picture and the numbers moved; both checked in one go, so a redraw between two reads cannot fool it
+            page.wait_for_function("([img, el, src, text]) => img.src !== src && el.innerText !== text",
+                                   arg=[image.element_handle(), status.element_handle(), first_picture, first_status], timeout=60_000)
+            page.wait_for_function(STATE_IS, arg=[status.element_handle(), "done"], timeout=300_000)
             page.screenshot(path=str(Path(tempfile.gettempdir()) / "clipexplore_browser_dashboard.png"))
 
             steered = page.locator(".clipexplore-dashboard").nth(1)                   # a background run: the Stop button reaches the kernel
@@ -95,7 +97,7 @@ def test_dashboard_renders_updates_and_stops_in_jupyterlab(jupyterlab):
             steered_status = steered.locator(".widget-html-content")
             page.wait_for_function("el => el.innerText.includes('epoch')", arg=steered_status.element_handle(), timeout=120_000)
             steered.locator("button", has_text="Stop").click()
-            page.wait_for_function("el => el.innerText.includes('done')", arg=steered_status.element_handle(), timeout=60_000)
+            page.wait_for_function(STATE_IS, arg=[steered_status.element_handle(), "stopped"], timeout=60_000)
             epoch = float(steered_status.inner_text().split("epoch")[1].split()[0])
             assert 0 < epoch < 100_000
         except Exception:

@@ -1,4 +1,5 @@
 "The dashboard's recording, drawing, budget and background training; a plain nbclient run (no front end)."
+import threading
 import time
 from types import SimpleNamespace
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from clipexplore.engine import FeatureDataset, Trainer, coop_lr
+from clipexplore.engine import Callback, FeatureDataset, Trainer, coop_lr
 from clipexplore.methods.coop import CoOp
 from clipexplore.widgets import BackgroundFit, Dashboard, DriftView, Recorder, Throttle, fit_in_background, pca_frames
 
@@ -29,7 +30,7 @@ def coop(clip, classes): return CoOp(clip, classes, n_ctx=4, ctx_init="a photo o
 def test_recorder_history_base_new_and_drift(clip, base_new):
     train, valid, new = base_new
     method = coop(clip, train.classes)
-    recorder = Recorder(valid, new=new, embed_every=0, budget=1)
+    recorder = Recorder(valid, new=new, embed_every=0, budget=float("inf"))   # a frame every epoch, however slow the machine
     trainer = Trainer(method, train, epochs=6, callbacks=[recorder], progress=False).fit()
     snap = recorder.snapshot()
     assert [e["epoch"] for e in snap["epochs"]] == list(range(1, 7))
@@ -104,18 +105,24 @@ def test_pca_frames_fit_once_on_the_first_frame(clip, base_new):
     with pytest.raises(ValueError, match="choose"): DriftView(recorder, method="tsne")
 
 
+def wait_for_steps(run, dashboard, n):
+    "Poll until the dashboard has `n` steps (no assumption about the machine's speed); fail if the run ends first."
+    while run.running and len(dashboard.snapshot()["steps"]) < n: time.sleep(0.05)
+    assert len(dashboard.snapshot()["steps"]) >= n, f"the run ended before step {n}: {run.error!r}"
+
+
 def test_background_fit_pause_resume_stop(clip, base_new):
     train, valid, _ = base_new
     dashboard = Dashboard(valid, display=False)
     run = fit_in_background(Trainer(coop(clip, train.classes), train, epochs=500, callbacks=[dashboard], progress=False))
-    while len(dashboard.snapshot()["steps"]) < 3: time.sleep(0.05)
-    run.pause(); time.sleep(0.3)
-    held = len(dashboard.snapshot()["steps"]); time.sleep(0.4)
-    assert len(dashboard.snapshot()["steps"]) == held and run.running            # paused between batches
-    run.resume(); time.sleep(0.3); run.stop()
-    trainer = run.join(timeout=60)
+    wait_for_steps(run, dashboard, 3)
+    run.pause(); held = len(dashboard.snapshot()["steps"]); time.sleep(0.4)
+    assert len(dashboard.snapshot()["steps"]) <= held + 1 and run.running     # the batch under way ends, then it holds
+    run.resume(); wait_for_steps(run, dashboard, held + 2); run.stop()
+    trainer = run.join(timeout=600)
     assert not run.running and held < len(dashboard.steps) and trainer.epoch < 500
     assert [f["epoch"] for f in dashboard.frames][-1] == trainer.epoch            # the stopped state gets its frame
+    assert dashboard.state == "stopped"
 
 
 def test_background_fit_reraises_training_errors(clip, base_new):
@@ -125,6 +132,107 @@ def test_background_fit_reraises_training_errors(clip, base_new):
     run = BackgroundFit(Trainer(method, train, epochs=2, progress=False))
     with pytest.raises(FloatingPointError, match="loss is nan"): run.join(timeout=60)
     with pytest.raises(ValueError, match="Dashboard"): run.stop()
+
+
+class Hold(Callback):
+    "Waits in `before_fit` until `go` is set, after setting `reached`; `order` puts it before or after the Dashboard (10)."
+    def __init__(self, order=-1): self.order, self.reached, self.go = order, threading.Event(), threading.Event()
+    def before_fit(self, trainer): self.reached.set(); assert self.go.wait(600), "the test never set go"
+
+
+class Explode(Callback):
+    "Fails at the first batch with a message full of HTML."
+    def before_batch(self, trainer): raise ValueError("bad <input> & no 'fix'")
+
+
+def test_stop_right_after_fit_in_background_ends_the_fit_early(clip, base_new):
+    train, valid, _ = base_new
+    dashboard = Dashboard(valid, display=False)
+    run = fit_in_background(Trainer(coop(clip, train.classes), train, epochs=500, callbacks=[dashboard], progress=False))
+    run.stop()
+    trainer = run.join(timeout=600)
+    assert trainer.epoch < 500 and dashboard.state == "stopped"
+
+
+def test_stop_before_the_first_batch_stops_there(clip, base_new):
+    "A Stop that surely comes before the fit's first batch (the fit is held in before_fit) ends it there: the Dashboard keeps it."
+    train, valid, _ = base_new
+    hold, dashboard = Hold(), Dashboard(valid, display=True)
+    run = fit_in_background(Trainer(coop(clip, train.classes), train, epochs=6, callbacks=[hold, dashboard], progress=False))
+    assert dashboard.state == "waiting" and "<b>waiting</b>" in dashboard.status.value
+    run.stop(); assert dashboard.state == "stopped" and "<b>stopped</b>" in dashboard.status.value    # at once
+    hold.go.set()
+    trainer = run.join(timeout=600)
+    assert trainer.epoch == 0 and trainer.step_in_epoch == 0 and dashboard.steps == []
+    assert dashboard.state == "stopped" and "<b>stopped</b>" in dashboard.status.value and "done" not in dashboard.status.value
+    run.stop()                                                                    # the fit is over: ignored, not left for the next fit
+    assert Trainer(coop(clip, train.classes), train, epochs=1, callbacks=[dashboard], progress=False).fit().epoch == 1
+    assert dashboard.state == "done"
+
+
+def test_second_background_fit_is_refused_before_a_thread_starts(clip, base_new):
+    train, valid, _ = base_new
+    method, hold, dashboard = coop(clip, train.classes), Hold(), Dashboard(valid, display=False)
+    trainer = Trainer(method, train, epochs=2, callbacks=[hold, dashboard], progress=False)
+    run = fit_in_background(trainer)
+    fits = lambda: {t for t in threading.enumerate() if t.name == "clipexplore-fit"}
+    before = fits()
+    with pytest.raises(RuntimeError, match=r"this trainer \(Trainer\) is already fitting in the background.*stop\(\) or join\(\)"):
+        fit_in_background(trainer)
+    with pytest.raises(RuntimeError, match=r"this method \(CoOp\) is already fitting"):
+        fit_in_background(Trainer(method, train, epochs=2, progress=False))
+    with pytest.raises(RuntimeError, match=r"this dashboard \(Dashboard\) is already fitting"):
+        fit_in_background(Trainer(coop(clip, train.classes), train, epochs=2, callbacks=[dashboard], progress=False))
+    assert fits() <= before and dashboard.state == "waiting"                     # no new thread; the first run untouched
+    hold.go.set()
+    assert run.join(timeout=600).epoch == 2 and dashboard.state == "done"
+    again = Trainer(method, train, epochs=1, callbacks=[dashboard], progress=False)
+    assert fit_in_background(again).join(timeout=600).epoch == 1                # free again once the first has ended
+
+
+def test_join_with_a_timeout_on_a_running_fit_raises(clip, base_new):
+    train, valid, _ = base_new
+    hold, dashboard = Hold(), Dashboard(valid, display=False)
+    run = fit_in_background(Trainer(coop(clip, train.classes), train, epochs=2, callbacks=[hold, dashboard], progress=False))
+    with pytest.raises(TimeoutError, match=r"still training after 0.01 s; call join\(\) again or stop\(\)"): run.join(timeout=0.01)
+    assert run.running
+    run.stop(); hold.go.set()
+    assert run.join(timeout=600).epoch == 0 and not run.running
+
+
+def test_error_in_the_training_thread_shows_in_the_status(clip, base_new):
+    train, valid, _ = base_new
+    method = coop(clip, train.classes)
+    method.loss = lambda batch: {"loss": method.ctx.sum().detach() * float("nan")}
+    dashboard = Dashboard(valid, display=True)
+    run = fit_in_background(Trainer(method, train, epochs=2, callbacks=[dashboard], progress=False))
+    with pytest.raises(FloatingPointError, match="loss is nan"): run.join(timeout=600)
+    assert dashboard.state == "error" and "<b>error</b>" in dashboard.status.value and "loss is nan" in dashboard.status.value
+    run.stop(); assert dashboard.state == "error"                                # over: nothing to stop
+    escaped = Dashboard(valid, display=True)
+    run = fit_in_background(Trainer(coop(clip, train.classes), train, epochs=2, callbacks=[Explode(), escaped], progress=False))
+    with pytest.raises(ValueError, match="bad"): run.join(timeout=600)
+    assert "ValueError: bad &lt;input&gt; &amp; no &#x27;fix&#x27;" in escaped.status.value and "<input>" not in escaped.status.value
+
+
+def test_pause_resume_and_stop_show_in_the_status_at_once(clip, base_new):
+    "Paused, training, stopped: set by the clicks themselves; a fit paused before its first batch holds there until stopped."
+    train, valid, _ = base_new
+    hold, dashboard = Hold(order=20), Dashboard(valid, display=True)                # after the Dashboard: the fit has begun
+    run = fit_in_background(Trainer(coop(clip, train.classes), train, epochs=500, callbacks=[dashboard, hold], progress=False))
+    assert hold.reached.wait(600) and dashboard.state == "training"
+    run.pause()
+    assert dashboard.state == "paused" and "<b>paused</b>" in dashboard.status.value and dashboard.pause_button.value
+    run.resume()
+    assert dashboard.state == "training" and "<b>training</b>" in dashboard.status.value and not dashboard.pause_button.value
+    dashboard.pause_button.value = True                                           # the Pause button, clicked
+    assert dashboard.state == "paused"
+    hold.go.set()                                                                 # on to the first batch, which waits
+    run.pause().stop()
+    assert dashboard.state == "stopped" and "<b>stopped</b>" in dashboard.status.value
+    run.pause(); assert dashboard.state == "stopped"                              # stopping wins
+    trainer = run.join(timeout=600)
+    assert trainer.epoch == 0 and dashboard.steps == [] and dashboard.state == "stopped"   # held, then stopped: no batch ran
 
 
 def live_notebook(epochs, background_stop=False):

@@ -33,6 +33,7 @@ def cache_affinity(features, keys, beta):
 class TipAdapter(Method):
     "Tip-Adapter: zero-shot logits + alpha * (affinity to the cached few-shot features) @ their one-hot labels."
     uses_image_features = True
+    training_free = True                             # the cache is built by closed_form_fit; Tip-Adapter-F trains it
     ALPHAS = tuple(a / 4 for a in range(1, 41))      # 0.25 .. 10
     BETAS = tuple(b / 2 for b in range(1, 15))       # 0.5 .. 7
 
@@ -81,7 +82,9 @@ class TipAdapter(Method):
         return {"keys": self.keys.detach(), "values": self.values, "alpha": torch.tensor(self.alpha, dtype=torch.float64),
                 "beta": torch.tensor(self.beta, dtype=torch.float64)}
 
-    def load_trainable_state(self, state):
+    def load_trainable_state(self, state, strict=True):
+        missing = [k for k in ("keys", "values") if k not in state]
+        if missing: raise KeyError(f"checkpoint lacks the cache's {missing}: is it another method's?")
         self._set_keys(state["keys"].to(self.class_features.device))
         self.values = state["values"].to(self.class_features.device)
         self.alpha, self.beta = float(state.get("alpha", self.alpha)), float(state.get("beta", self.beta))
@@ -91,6 +94,7 @@ class TipAdapter(Method):
 # %% ../../nbs/24_adapters.ipynb #3c2989a3
 class TipAdapterF(TipAdapter):
     "Tip-Adapter-F: the cache keys become parameters trained with cross entropy; alpha and beta searched on `valid` after."
+    training_free = False
     def after_fit(self, trainer):
         "Search alpha and beta on the Trainer's validation set, if it has one."
         if trainer.valid is not None: self.search(trainer.valid)

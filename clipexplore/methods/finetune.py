@@ -43,9 +43,9 @@ class FineTuner(Method):
         "The fine-tuned encoder's weights and buffers (BatchNorm statistics move in training too) and the head."
         return {**super().trainable_state(), **{f"visual.{k}": v.detach() for k, v in self.visual.named_buffers()}}
 
-    def load_trainable_state(self, state):
+    def load_trainable_state(self, state, strict=True):
         buffers = {f"visual.{k}": v for k, v in self.visual.named_buffers()}
-        super().load_trainable_state({k: v for k, v in state.items() if k not in buffers})
+        super().load_trainable_state({k: v for k, v in state.items() if k not in buffers}, strict)
         with torch.no_grad():
             for k in buffers.keys() & state.keys(): buffers[k].copy_(state[k])
 

@@ -20,6 +20,7 @@ from .zeroshot import check_classnames
 class LinearProbe(Method):
     "Logistic regression on frozen, normalised image features, C chosen on validation data."
     uses_image_features = True
+    training_free = True                             # fitted in closed form (L-BFGS), never by the Trainer
     C_GRID = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 
     def __init__(self, clip, classnames):

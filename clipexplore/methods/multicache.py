@@ -63,6 +63,11 @@ class MultiCacheAdapter(TipAdapterF):
         self.feature_encoder, self.learn_keys = StackedEncoder({"clip": clip, **encoders}), learn_keys
         self.keys = torch.zeros(0, sum(self.feature_encoder.dims), device=clip.device)
 
+    @property
+    def training_free(self): return not self.learn_keys       # frozen keys: the cache is built, not trained
+
+    def cache_encoder(self): return self.feature_encoder        # the stacked encoders' features are what gets cached
+
     def image_features(self, batch):
         "Stacked features of a batch: cached ones if present, else every encoder's."
         if "image_features" in batch: return batch["image_features"].float()

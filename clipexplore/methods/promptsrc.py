@@ -124,7 +124,11 @@ class GaussianPromptAggregation(Callback):
     def after_epoch(self, trainer):
         g = self.weights[trainer.epoch - 1].item()
         state = {k: v.detach() * g for k, v in trainer.method.trainable_state().items()}
-        self.average = state if self.average is None else {k: self.average[k] + v for k, v in state.items()}
+        self.average = state if self.average is None else {k: self.average[k].to(v.device) + v for k, v in state.items()}
+    def state_dict(self):
+        "The running weighted sum: a resumed run goes on adding to it."
+        return {} if self.average is None else {"average": self.average}
+    def load_state_dict(self, state): self.average = state.get("average")
     def after_fit(self, trainer):
         if self.average is not None and not trainer.interrupted: trainer.method.load_trainable_state(self.average)
 

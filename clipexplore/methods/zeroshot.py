@@ -25,15 +25,37 @@ IMAGENET_TEMPLATES = ("itap of a {}.", "a bad photo of the {}.", "a origami {}."
                       "a {} in a video game.", "art of the {}.", "a photo of the small {}.")
 
 # %% ../../nbs/10_zeroshot.ipynb #e122667a
-def check_classnames(classnames):
-    "A list of distinct, non-empty class names, or a clear error."
+def _tokenizer_text(name):
+    "What CLIP's tokenizer reads of `name`: lowercased, whitespace collapsed and stripped."
+    return " ".join(name.lower().split())
+
+def _same_text_pairs(classnames, keys):
+    "Pairs (first, later) of class names whose `keys` are equal."
+    first, pairs = {}, []
+    for name, key in zip(classnames, keys):
+        if key in first: pairs.append((first[key], name))
+        else: first[key] = name
+    return pairs
+
+def _refuse_pairs(pairs, why):
+    if pairs:
+        named = "; ".join(f"{a!r} and {b!r}" for a, b in pairs[:5])
+        raise ValueError(f"class names {named} tokenise identically ({why}), so they would get identical text features "
+                         "and could never be told apart: rename one of each pair or merge the classes")
+
+def check_classnames(classnames, tokenizer=None):
+    "A list of distinct, non-empty class names CLIP can tell apart; `tokenizer` (e.g. `clip.tokenizer`) makes the check exact."
     if isinstance(classnames, str): raise ValueError(f"classnames must be a list of strings, not the string {classnames!r}")
     classnames = list(classnames)
     if not classnames: raise ValueError("empty class list: pass at least one class name")
     bad = [c for c in classnames if not isinstance(c, str) or not c.strip()]
     if bad: raise ValueError(f"class names must be non-empty strings; got {bad[:3]}")
-    dupes = sorted({c for c in classnames if classnames.count(c) > 1})
+    dupes = sorted({b for _, b in _same_text_pairs(classnames, classnames)})
     if dupes: raise ValueError(f"duplicate class names {dupes}: each class needs its own name")
+    _refuse_pairs(_same_text_pairs(classnames, map(_tokenizer_text, classnames)), "CLIP's tokenizer lowercases and strips spaces")
+    if tokenizer is not None:
+        tokens = tokenizer(classnames).tolist()
+        _refuse_pairs(_same_text_pairs(classnames, map(tuple, tokens)), "this CLIP's tokenizer gives them the same token ids")
     return classnames
 
 def _check_templates(templates):
@@ -46,7 +68,7 @@ def _check_templates(templates):
 @torch.no_grad()
 def class_text_features(clip, classnames, templates=("a photo of a {}.",)):
     "Normalised text features [C, E]: per class, the re-normalised mean over templates."
-    classnames, templates = check_classnames(classnames), _check_templates(templates)
+    classnames, templates = check_classnames(classnames, getattr(clip, "tokenizer", None)), _check_templates(templates)
     per_template = []
     for template in templates:
         with autocast(clip.device):
