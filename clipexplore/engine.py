@@ -175,7 +175,11 @@ def _tensor_bytes(t):
 
 def model_fingerprint(clip):
     "A key for the frozen model: its name and a digest of every weight tensor's bytes."
-    return _digest(clip.name, *[x for n, t in clip.model.state_dict().items() for x in (n, tuple(t.shape), _tensor_bytes(t))])
+    return _digest(clip.name, _weights_digest(clip.model.state_dict().items()))
+
+def _weights_digest(named_tensors):
+    "A digest of (name, shape, bytes) of every tensor."
+    return _digest(*[x for n, t in named_tensors for x in (n, tuple(t.shape), _tensor_bytes(t))])
 
 def _describe_code(code):
     consts = [_describe_code(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts]
@@ -414,8 +418,7 @@ def _tuples(x): return tuple(_tuples(v) for v in x) if isinstance(x, list) else 
 
 def random_state(method):
     "The random state of torch (CPU and CUDA), numpy, Python and `method`'s own generators."
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = dict(torch=torch.get_rng_state(), numpy=[kind, keys.tolist(), pos, has_gauss, gauss], python=random.getstate(),
+    state = dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate(),    # as-is: JSON only when saved
                  method={k: _generator_state(g) for k, g in method.generators().items()})
     if torch.cuda.is_available(): state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -464,7 +467,7 @@ class Trainer:
             if data is not None: check_label_space(method, data, role)
         self.train, self.valid = self._prepare(train), self._prepare(valid)
         if len(self.train) == 0: raise ValueError("the training set is empty")
-        check_label_space(method, self.train, "training")
+        if self.train is not train: check_label_space(method, self.train, "training")      # the encoded labels
         method.init_from_data(self.train)                                  # prototypes, caches (may create parameters)
         self.params = [p for p in method.parameters() if p.requires_grad]
         if not self.params: raise NothingToLearn(f"{type(method).__name__} has no trainable parameters: nothing to fit")
@@ -700,12 +703,14 @@ CHECKPOINT, CHECKPOINT_FORMAT = "state.safetensors", 2
 _META_KEYS = ("format", "method", "model", "frozen_weights", "classnames", "settings", "epoch", "step_in_epoch", "history",
               "loss_sums", "loss_count", "best_val", "random", "callbacks", "scaler")
 
+def _cpu_copy(v): return v.detach().to("cpu", copy=True).contiguous()
+
 def _pack(value, tensors, key):
     "`value` as JSON, every tensor in it moved to `tensors` (a CPU copy) under a key."
-    if torch.is_tensor(value): tensors[key] = value.detach().to("cpu", copy=True).contiguous(); return {"__tensor__": key}
+    if torch.is_tensor(value): tensors[key] = _cpu_copy(value); return {"__tensor__": key}
     if isinstance(value, dict): return {str(k): _pack(v, tensors, f"{key}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)): return [_pack(v, tensors, f"{key}.{i}") for i, v in enumerate(value)]
-    if isinstance(value, np.generic): return value.item()
+    if isinstance(value, (np.ndarray, np.generic)): return value.tolist()
     return value
 
 def _unpack(value, tensors):
@@ -741,8 +746,6 @@ def read_checkpoint(folder):
     return tensors, meta
 
 # %% ../nbs/04_engine.ipynb #25d04fe8
-def _cpu_copy(v): return v.detach().to("cpu", copy=True).contiguous()
-
 def _model_name(method):
     clip = getattr(method, "clip", None)
     return None if clip is None else clip.name
@@ -759,9 +762,8 @@ def frozen_weights(self:Trainer):
     "A digest of the model's frozen weights (computed once): a resume onto other weights is refused."
     if self._frozen_weights is None:
         learned, clip = {id(p) for p in self.params}, getattr(self.method, "clip", None)      # a bare test method may have none
-        frozen = clip.model.named_parameters() if clip is not None else ()
-        self._frozen_weights = _digest(*[x for n, p in frozen if id(p) not in learned
-                                         for x in (n, tuple(p.shape), _tensor_bytes(p))])
+        frozen = [(n, p) for n, p in (clip.model.named_parameters() if clip is not None else ()) if id(p) not in learned]
+        self._frozen_weights = _weights_digest(frozen)
     return self._frozen_weights
 
 @patch
