@@ -26,9 +26,10 @@ import torch
 from .backbone import load_clip
 from .data import few_shot, toy_recordset
 from .engine import FeatureDataset, Trainer, evaluate, predict
-from .evaluate import Table, confusion_matrix, plot_confusion
+from .metrics import Table, confusion_matrix, plot_confusion
 from .methods.coop import CoOp
-from .methods.zeroshot import TOY_TEMPLATES, ZeroShotClassifier
+from .methods.zeroshot import ZeroShotClassifier
+from .text import TOY_TEMPLATES
 from .toyworld import DOMAINS, OBJECTS, ToyWorld
 from .widgets import Dashboard
 

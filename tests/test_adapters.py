@@ -73,7 +73,7 @@ def test_clip_adapter_beats_zero_shot_and_keeps_naming_new_classes(clip, views, 
 
 def test_calip_is_zero_shot_at_beta_zero_and_its_attention_reads_patches(clip, test):
     from clipexplore.methods.calip import CALIP, calip_attention, global_and_patch_features
-    from clipexplore.methods.zeroshot import TOY_TEMPLATES
+    from clipexplore.text import TOY_TEMPLATES
     from clipexplore.toyworld import ToyWorld
     world = ToyWorld(16, seed=5, distractors=True)
     images = torch.stack([world[i]["image"] for i in range(16)])

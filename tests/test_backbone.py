@@ -105,3 +105,73 @@ def test_layer0_visual_prompts_go_before_ln_pre_and_deep_prompts_after():
         h = block(h)
     expected = visual.ln_post(h[:, 0]) @ visual.proj
     assert max_diff(clip.encode_image(x, prompts=prompts, deep_prompts=[None, deeper]), expected) < 1e-5
+
+
+def small_vit_clip(**vision):
+    "A tiny random open_clip CLIP with a ViT tower configured by `vision` (pooling variants open_clip supports)."
+    import open_clip
+    torch.manual_seed(0)
+    vision_cfg = open_clip.model.CLIPVisionCfg(image_size=32, patch_size=8, width=64, layers=2, head_width=32, **vision)
+    text_cfg = open_clip.model.CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=2, layers=1)
+    model = open_clip.model.CLIP(embed_dim=32, vision_cfg=vision_cfg, text_cfg=text_cfg)
+    return CLIP(model, open_clip.tokenizer.SimpleTokenizer(), None, name="small")
+
+
+@pytest.mark.parametrize("vision", [dict(pool_type="avg"), dict(final_ln_after_pool=True),
+                                    dict(pool_type="avg", final_ln_after_pool=True)])
+@torch.no_grad()
+def test_pooling_variants_equal_open_clip(vision):
+    clip = small_vit_clip(**vision)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    pooled, tokens = clip.encode_image(x, return_tokens=True)
+    clip.visual.output_tokens = True
+    try: ref_pooled, ref_tokens = clip.visual(x)
+    finally: clip.visual.output_tokens = False
+    assert max_diff(pooled, ref_pooled) < 1e-5 and max_diff(tokens, ref_tokens @ clip.visual.proj) < 1e-5
+    assert max_diff(clip.encode_image(x), clip.model.encode_image(x)) < 1e-5
+
+
+def value_path_reference(visual, x):
+    "MaskCLIP's value path written against open_clip's own forward: the last block's attention replaced by its values."
+    import torch.nn.functional as F
+    h = visual._embeds(x)
+    for block in visual.transformer.resblocks[:-1]: h = block(h)
+    block, width = visual.transformer.resblocks[-1], h.shape[-1]
+    v = F.linear(block.ln_1(h), block.attn.in_proj_weight[2 * width:], block.attn.in_proj_bias[2 * width:])
+    return visual.ln_post(block.ls_1(block.attn.out_proj(v))[:, 1:]) @ visual.proj
+
+
+@pytest.mark.parametrize("layers", [1, 6])
+@torch.no_grad()
+def test_patch_tokens(layers):
+    if layers == 1:
+        import open_clip
+        torch.manual_seed(0)
+        model = open_clip.model.CLIP(embed_dim=32, vision_cfg=open_clip.model.CLIPVisionCfg(
+            image_size=32, patch_size=8, width=64, layers=1, head_width=32), text_cfg=open_clip.model.CLIPTextCfg(width=64, heads=2, layers=1))
+        clip = CLIP(model, open_clip.tokenizer.SimpleTokenizer(), None, name="one-layer")
+        x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    else:
+        clip = load_clip("toy", device="cpu")
+        x = images_for(clip)
+    assert torch.equal(clip.patch_tokens(x), clip.encode_image(x, return_tokens=True)[1])
+    values = clip.patch_tokens(x, mode="values")
+    assert values.shape == (2, 16, clip.embed_dim) and values.dtype == torch.float32
+    assert max_diff(values, value_path_reference(clip.visual, x)) < 1e-5
+    with pytest.raises(ValueError, match="choose from"): clip.patch_tokens(x, mode="keys")
+
+
+def test_public_members():
+    clip = load_clip("toy", device="cpu")
+    assert clip.visual is clip.model.visual and clip.patch_size == 16
+    assert clip.visual_layers is clip.model.visual.transformer.resblocks and clip.text_layers is clip.model.transformer.resblocks
+    assert clip.token_table is clip.model.token_embedding.weight
+    x = torch.rand(2, 3, 64, 64)
+    assert max_diff(clip.denormalize(clip.normalize(x)), x) < 1e-6
+
+
+def test_resnet_has_no_layers_or_patches():
+    clip = load_clip("RN50", pretrained=None, device="cpu")
+    for member in ("visual_layers", "patch_size"):
+        with pytest.raises(ValueError, match="no ViT"): getattr(clip, member)
+    with pytest.raises(ValueError, match="plain ViT"): clip.patch_tokens(torch.randn(1, 3, 224, 224))

@@ -4,7 +4,8 @@ import torch
 from safetensors.torch import save_file
 
 from clipexplore.backbone import load_clip, read_state_dict
-from clipexplore.methods.zeroshot import ZeroShotClassifier, class_text_features
+from clipexplore.methods.zeroshot import ZeroShotClassifier
+from clipexplore.text import class_text_features
 from clipexplore.toyworld import ToyWorld
 
 

@@ -2,7 +2,8 @@
 import pytest
 
 from clipexplore.methods.coop import CoOp
-from clipexplore.methods.zeroshot import ZeroShotClassifier, check_classnames
+from clipexplore.methods.zeroshot import ZeroShotClassifier
+from clipexplore.text import check_classnames
 
 
 @pytest.mark.parametrize("names, pair", [(["star", " Star"], "'star' and ' Star'"), (["red  ring", "red ring"], "'red  ring' and 'red ring'"),

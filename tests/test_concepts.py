@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from clipexplore.concepts import (ConceptBank, DenseCoOp, DenseFeatureDataset, concept_scores, decode_prompt,
-                                  localisation_accuracy, mean_image_feature, patch_text_maps, score_against_truth,
-                                  sparse_decompose, toy_concept_truth)
+from clipexplore.concepts import ConceptBank, concept_scores, decode_prompt, score_against_truth, toy_concept_truth
+from clipexplore.methods.densecoop import DenseCoOp, DenseFeatureDataset
+from clipexplore.methods.splice import mean_image_feature, sparse_decompose
+from clipexplore.patchmaps import localisation_accuracy, patch_text_maps
 from clipexplore.engine import Trainer, evaluate
-from clipexplore.evaluate import encode_dataset
+from clipexplore.metrics import encode_dataset
 from clipexplore.toyworld import OBJECTS, ToyWorld
 
 

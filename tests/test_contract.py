@@ -11,7 +11,6 @@ from clipexplore.engine import Callback, Method, NothingToLearn, Trainer, _load_
 
 def _all_methods():
     for m in pkgutil.iter_modules(clipexplore.methods.__path__): importlib.import_module(f"clipexplore.methods.{m.name}")
-    importlib.import_module("clipexplore.concepts")
     found, todo = set(), [Method]
     while todo:
         for sub in todo.pop().__subclasses__():
@@ -32,7 +31,7 @@ OWN_TESTS = {                          # methods whose data is not single-label 
     "DualCoOp": "multi-label region data (tests/test_dualcoop.py)", "RegionZeroShot": "multi-label region data (tests/test_dualcoop.py)",
     "TaIDPT": "multi-label text-only training (tests/test_taidpt.py)", "SoftCPT": "several tasks (tests/test_multitask.py)",
     "AnchorFT": "retrieved anchor images and captions (tests/test_finetune.py)", "CCLI": "a concept bank (tests/test_concepts.py)",
-    "PromptEnsemble": "trained members (tests/test_golden_multi.py, nbs/23_upl.ipynb)", "DenseCoOp": "patch-labelled images (tests/test_concepts.py)",
+    "PromptEnsemble": "trained members (tests/test_golden_multi.py, nbs/30_upl.ipynb)", "DenseCoOp": "patch-labelled images (tests/test_concepts.py)",
 }
 
 

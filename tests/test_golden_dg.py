@@ -7,7 +7,13 @@ import torch
 
 from tools.golden.common import GOLDEN_CLASSNAMES, assert_golden, golden_clip, golden_images, load_golden
 
-torch.set_num_threads(1)
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    "These comparisons sit close to the floor; one thread fixes the summation order, for this module only."
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 @pytest.fixture(scope="module")
 def clip(): return golden_clip()

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tools.golden.common import GOLDEN_CLASSNAMES, assert_golden, golden_clip, load_golden
+from tools.golden.common import FLOOR_MULTIPLE, GOLDEN_CLASSNAMES, assert_golden, golden_clip, load_golden
 
 GRAD_NAMES = {"pad_up": "top", "pad_down": "bottom", "pad_left": "left", "pad_right": "right"}
 
@@ -88,11 +88,15 @@ def test_tecoa_both_prompts_loss_gradients_and_attack(clip, tecoa_reference):
     adversarial = pgd_linf(method.pixel_logits, pixels, labels, method.eps, method.steps, method.step_size, start=start)
     assert_golden(adversarial[CROP], reference["adversarial_both_crop"], "TeCoA prompt", "PGD adversarial pixels (prompted)")
     with torch.no_grad(): logits = method.pixel_logits(adversarial)
-    assert_golden(logits, reference["logits_adversarial_both"], "TeCoA prompt", "logits on the adversarial images (prompted)")
+    # PGD takes sign steps: where float noise flips a gradient's sign outside the stored crop, that pixel moves by 2/255, so
+    # these logits sit near 20x the floor (19.6 on two threads, 20.5 on one) while the clean ones sit at 2-3x: twice the margin
+    assert_golden(logits, reference["logits_adversarial_both"], "TeCoA prompt", "logits on the adversarial images (prompted)",
+                  multiple=2 * FLOOR_MULTIPLE)
 
 
 def test_splice_decomposition_equals_both_official_solvers(clip):
-    from clipexplore.concepts import ConceptBank, centred_concepts, sparse_decompose
+    from clipexplore.concepts import ConceptBank
+    from clipexplore.methods.splice import centred_concepts, sparse_decompose
     reference, info = load_golden("splice")
     bank = ConceptBank(clip, info["meta"]["concepts"])                  # raw concepts, no template, as splice.load
     assert_golden(bank.features, F.normalize(reference["concepts_raw"], dim=-1), "SpLiCE", "concept features")

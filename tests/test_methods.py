@@ -4,7 +4,7 @@ import torch
 
 from clipexplore.data import few_shot, toy_recordset
 from clipexplore.engine import Callback, FeatureDataset, Trainer, evaluate
-from clipexplore.evaluate import Table
+from clipexplore.metrics import Table
 from clipexplore.methods.cocoop import CoCoOp
 from clipexplore.methods.coop import CoOp
 from clipexplore.methods.linear_probe import LinearProbe

@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from clipexplore.nlip import NLIP, clip_targets, flag_noisy_pairs, harmonised_clip_loss, per_pair_clip_loss
+from clipexplore.methods.nlip import NLIP, clip_targets, flag_noisy_pairs, harmonised_clip_loss, per_pair_clip_loss
 from clipexplore.toyclip import PRETRAIN_OBJECTS, caption_batch, noisy_captions, pretrain_toy_clip
 from clipexplore.toyworld import ToyWorld
 

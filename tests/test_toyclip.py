@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from clipexplore.backbone import CLIP, build_toy_clip, load_clip, toy_weights_path
-from clipexplore.evaluate import encode_dataset
+from clipexplore.metrics import encode_dataset
 from clipexplore.methods.zeroshot import attribute_table, zero_shot_table
 from clipexplore.toyclip import history_path
 from clipexplore.toyworld import ToyWorld

@@ -111,14 +111,14 @@ def wait_for_steps(run, dashboard, n):
     assert len(dashboard.snapshot()["steps"]) >= n, f"the run ended before step {n}: {run.error!r}"
 
 
-def test_background_fit_pause_resume_stop(clip, base_new):
+def test_background_fit_pause_unpause_stop(clip, base_new):
     train, valid, _ = base_new
     dashboard = Dashboard(valid, display=False)
     run = fit_in_background(Trainer(coop(clip, train.classes), train, epochs=500, callbacks=[dashboard], progress=False))
     wait_for_steps(run, dashboard, 3)
     run.pause(); held = len(dashboard.snapshot()["steps"]); time.sleep(0.4)
     assert len(dashboard.snapshot()["steps"]) <= held + 1 and run.running     # the batch under way ends, then it holds
-    run.resume(); wait_for_steps(run, dashboard, held + 2); run.stop()
+    run.unpause(); wait_for_steps(run, dashboard, held + 2); run.stop()
     trainer = run.join(timeout=600)
     assert not run.running and held < len(dashboard.steps) and trainer.epoch < 500
     assert [f["epoch"] for f in dashboard.frames][-1] == trainer.epoch            # the stopped state gets its frame
@@ -215,7 +215,7 @@ def test_error_in_the_training_thread_shows_in_the_status(clip, base_new):
     assert "ValueError: bad &lt;input&gt; &amp; no &#x27;fix&#x27;" in escaped.status.value and "<input>" not in escaped.status.value
 
 
-def test_pause_resume_and_stop_show_in_the_status_at_once(clip, base_new):
+def test_pause_unpause_and_stop_show_in_the_status_at_once(clip, base_new):
     "Paused, training, stopped: set by the clicks themselves; a fit paused before its first batch holds there until stopped."
     train, valid, _ = base_new
     hold, dashboard = Hold(order=20), Dashboard(valid, display=True)                # after the Dashboard: the fit has begun
@@ -223,7 +223,7 @@ def test_pause_resume_and_stop_show_in_the_status_at_once(clip, base_new):
     assert hold.reached.wait(600) and dashboard.state == "training"
     run.pause()
     assert dashboard.state == "paused" and "<b>paused</b>" in dashboard.status.value and dashboard.pause_button.value
-    run.resume()
+    run.unpause()
     assert dashboard.state == "training" and "<b>training</b>" in dashboard.status.value and not dashboard.pause_button.value
     dashboard.pause_button.value = True                                           # the Pause button, clicked
     assert dashboard.state == "paused"

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..engine import Method, Recipe
 from .coop import PromptEmbeddings, init_context
-from .zeroshot import check_classnames
+from ..text import check_classnames
 
 # %% ../../nbs/12_cocoop.ipynb #7c791048
 class CoCoOp(Method):

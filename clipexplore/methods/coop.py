@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine import Method, Recipe
-from .zeroshot import check_classnames
+from ..text import check_classnames
 
 # %% ../../nbs/11_coop.ipynb #8c53b6a7
 class PromptEmbeddings(nn.Module):
@@ -123,7 +123,7 @@ CoOp.recipes = {
 class HandcraftedReference:
     "Mixin for CoOp variants: `handcrafted` holds the class features of `self.template`, refreshed by `set_classes`."
     def _encode_handcrafted(self):
-        from clipexplore.methods.zeroshot import class_text_features
+        from clipexplore.text import class_text_features
         self.register_buffer("handcrafted", class_text_features(self.clip, self.classnames, [self.template]), persistent=False)
 
     def set_classes(self, classnames):

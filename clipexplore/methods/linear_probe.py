@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine import FeatureDataset, Method, as_features
-from .zeroshot import check_classnames
+from ..text import check_classnames
 
 # %% ../../nbs/13_linear_probe.ipynb #5fefe6a8
 class LinearProbe(Method):

@@ -44,14 +44,15 @@ class ProGrad(HandcraftedReference, CoOp):
         logits = self.clip.logit_scale * image @ self.class_features().T
         with torch.no_grad(): teacher = self.clip.logit_scale * image @ self.handcrafted.T
         T = self.temperature
-        kl = -(F.softmax(teacher / T, -1) * F.log_softmax(logits / T, -1)).sum(-1).mean() * T * T
+        # cross entropy to the teacher: KL minus the teacher's entropy, a constant, so the same gradient G_kl
+        zero_shot_ce = -(F.softmax(teacher / T, -1) * F.log_softmax(logits / T, -1)).sum(-1).mean() * T * T
         ce = F.cross_entropy(logits, batch["label"])
-        return {"loss": ce, "ce": ce, "kl": kl}
+        return {"loss": ce, "ce": ce, "zero_shot_ce": zero_shot_ce}
 
     def compute_gradients(self, terms, scale=lambda x: x, **_):
         "Set each parameter's .grad to the prompt-aligned gradient."
         params = [p for p in self.parameters() if p.requires_grad]
-        g_kl = torch.autograd.grad(scale(terms["kl"]), params, retain_graph=True, allow_unused=True)
+        g_kl = torch.autograd.grad(scale(terms["zero_shot_ce"]), params, retain_graph=True, allow_unused=True)
         g_ce = torch.autograd.grad(scale(terms["ce"]), params, allow_unused=True)
         for p, gc, gk in zip(params, g_ce, g_kl):
             if gc is not None: p.grad = gc if gk is None else prograd_project(gc, gk, self.lam)
