@@ -17,6 +17,7 @@ import math
 import random
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -252,11 +253,10 @@ class ToyBenchmark:
     test: Dataset
     train_domains: tuple = TRAIN_DOMAINS
 
-    @property
+    @cached_property
     def test_records(self):
         "The test world as records (rendered once), for protocols that subset classes (base-to-new)."
-        if getattr(self, "_test_records", None) is None: self._test_records = toy_recordset(self.test)
-        return self._test_records
+        return toy_recordset(self.test)
 
 def toy_benchmark(distractors=True, test_domains="all", pool_size=3000, test_size=800):
     "The pool, validation and test worlds the method notebooks share (seeds 11, 8 and 7); `test_domains`: 'all' or 'train'."

@@ -23,7 +23,6 @@ PATCH_MODES = ("values", "tokens")
 @torch.no_grad()
 def patch_features(clip, images, mode="values"):
     "Per-patch image features in the joint space, normalised: [B, g, g, E]. `values`: MaskCLIP's value path."
-    if mode not in PATCH_MODES: raise ValueError(f"mode={mode!r}; choose from {PATCH_MODES}")
     tokens = clip.patch_tokens(images, mode)                                    # [B, P, E], projected, not normalised
     grid = int(math.isqrt(tokens.shape[1]))
     return F.normalize(tokens.float(), dim=-1).reshape(len(tokens), grid, grid, -1)

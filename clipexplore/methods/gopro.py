@@ -31,7 +31,6 @@ def augmix_augment():
     return T.AugMix(severity=1, mixture_width=3, alpha=1.0)
 
 def _unnormalise(x): return denormalize(x).clamp(0, 1)
-def _normalise(x): return normalize(x)
 
 def augment_views(images):
     "A MoCo-v3 view and an AugMix view of each normalised image, each from its own image."
@@ -39,7 +38,7 @@ def augment_views(images):
     moco, augmix = mocov3_augment(images.shape[-1]), augmix_augment()
     moco_views = torch.stack([moco(p) for p in pixels])
     augmix_views = torch.stack([augmix((p * 255).round().to(torch.uint8)) for p in pixels]).float() / 255
-    return _normalise(moco_views), _normalise(augmix_views)
+    return normalize(moco_views), normalize(augmix_views)
 
 # %% ../../nbs/24_gopro.ipynb #68fdc6ca
 def simclr_loss(a, b, temperature=0.1):
