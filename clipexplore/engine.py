@@ -44,6 +44,9 @@ from .backbone import autocast
 from .metrics import Table, accuracy_by_domain, encode_dataset
 
 # %% ../nbs/06_engine.ipynb #38c70118
+def _tracks_running_stats(module):
+    return isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats
+
 class Method(nn.Module):
     "Base class of learners: every hook the engine and the protocols call, each with its default."
     uses_image_features = False   # True: only the frozen image encoder's output is needed, so the Trainer caches features
@@ -98,16 +101,24 @@ class Method(nn.Module):
         "The random generators this method owns (saved with checkpoints, so a resumed run draws the same numbers)."
         return {k: v for k, v in vars(self).items() if isinstance(v, (torch.Generator, np.random.Generator, random.Random))}
 
+    def learned_buffers(self):
+        "Buffers that training changes: the running statistics of normalisation layers outside the frozen CLIP (BatchNorm in a fine-tuned tower or a neck)."
+        frozen = {id(b) for b in self.clip.buffers()} if isinstance(getattr(self, "clip", None), nn.Module) else set()
+        return {f"{m}.{n}" if m else n: b for m, mod in self.named_modules() if _tracks_running_stats(mod)
+                for n, b in mod.named_buffers(recurse=False) if b is not None and id(b) not in frozen}
+
     def trainable_state(self):
-        "Parameters that are learned (requires_grad), detached: what a checkpoint holds."
-        return {n: p.detach() for n, p in self.named_parameters() if p.requires_grad}
+        "What training changes, detached: the learned parameters (requires_grad) and `learned_buffers`; what a checkpoint holds."
+        return {**{n: p.detach() for n, p in self.named_parameters() if p.requires_grad},
+                **{n: b.detach() for n, b in self.learned_buffers().items()}}
 
     def load_trainable_state(self, state, strict=True):
         "Load what `trainable_state` returned, checking names and shapes; with `strict`, a missing entry is refused."
-        own = dict(self.named_parameters())
+        params = dict(self.named_parameters())
+        own = {**params, **self.learned_buffers()}
         unknown = [k for k in state if k not in own]
         if unknown: raise KeyError(f"checkpoint holds parameters {type(self).__name__} lacks: {unknown[:5]}: is it another method's?")
-        missing = [n for n, p in own.items() if p.requires_grad and n not in state]
+        missing = [n for n, p in own.items() if (n not in params or p.requires_grad) and n not in state]
         if missing and strict:
             raise KeyError(f"checkpoint lacks {len(missing)} of {type(self).__name__}'s learned parameters ({missing[:5]}): "
                            "is it another method's? strict=False loads the rest")

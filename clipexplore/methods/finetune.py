@@ -39,16 +39,6 @@ class FineTuner(Method):
         same = self.classnames == self.train_classnames
         self.swapped_head = None if same else class_text_features(self.clip, self.classnames, (self.template,)).float()
 
-    def trainable_state(self):
-        "The fine-tuned encoder's weights and buffers (BatchNorm statistics move in training too) and the head."
-        return {**super().trainable_state(), **{f"visual.{k}": v.detach() for k, v in self.visual.named_buffers()}}
-
-    def load_trainable_state(self, state, strict=True):
-        buffers = {f"visual.{k}": v for k, v in self.visual.named_buffers()}
-        super().load_trainable_state({k: v for k, v in state.items() if k not in buffers}, strict)
-        with torch.no_grad():
-            for k in buffers.keys() & state.keys(): buffers[k].copy_(state[k])
-
     def image_features(self, batch):
         "Normalised features of the fine-tuned encoder."
         return F.normalize(self.visual(batch["image"].to(self.head.device)).float(), dim=-1)
