@@ -220,10 +220,19 @@ def main(argv=None):
     d.add_argument("--shots", type=int, default=16, help="CoOp's shots per class (1 to the images of the training pool's rarest class)")
     d.add_argument("--epochs", type=int, default=50, help="CoOp's epochs (>= 1)")
     d.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps, available here (default: the best available)")
+    from clipexplore.run import add_run_parser, add_table_parser, run_command, table_command    # here: clipexplore.run imports this module
+    r, t = add_run_parser(sub), add_table_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "run": return run_command(args, r)
+    if args.command == "table": return table_command(args, t)
     if args.command == "demo":
         kw = dict(out=args.out, n=args.n, seed=args.seed, shots=args.shots, epochs=args.epochs, device=args.device, dashboard_out=args.dashboard)
         try: check_demo_args(**kw)
         except DemoArgumentError as e: d.error(f"argument {FLAGS[e.name]} {e.value}: {e.reason}")
         import matplotlib; matplotlib.use("Agg")       # a shell has no display: draw to files
         _run_demo(**kw)
+
+# %% ../nbs/90_cli.ipynb #8298388e
+if __name__ == "__main__" and "get_ipython" not in globals():   # `python -m clipexplore.cli run ...`, `accelerate launch -m clipexplore.cli ...`;
+    main()                                                      # a notebook's kernel is __main__ too, with get_ipython
+

@@ -6,14 +6,15 @@ Docs: https://clipexplore.github.io/clipexplore/data.html.md"""
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'TRAIN_DOMAINS', 'Record', 'load_image', 'RecordSet', 'RecordDataset', 'check_images',
-           'readable_classname', 'domainbed_records', 'image_folder_records', 'coop_split_records',
-           'torchvision_records', 'few_shot', 'base_new_split', 'subset_classes', 'toy_recordset', 'ToyBenchmark',
-           'toy_benchmark']
+           'readable_classname', 'domainbed_records', 'image_folder_records', 'imagenet_classnames', 'index_classes',
+           'coop_split_records', 'torchvision_records', 'few_shot', 'base_new_split', 'subset_classes', 'toy_recordset',
+           'ToyBenchmark', 'toy_benchmark']
 
 # %% ../nbs/05_data.ipynb #206ee40b
 import hashlib
 import json
 import math
+import os
 import random
 import warnings
 from dataclasses import dataclass, field
@@ -22,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 # %% ../nbs/05_data.ipynb #7d5a47f3
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".pjpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".webp", ".tif", ".tiff")
 
 @dataclass(frozen=True)
 class Record:
@@ -35,10 +36,16 @@ class Record:
     label: int
     domain: str = "default"
 
+def _to_8bit(im):
+    "A 16-bit grayscale image (PIL mode 'I;16*', or 'I' as PIL opens some 16-bit files) as 8-bit 'L': each value's top 8 bits."
+    return Image.fromarray((np.clip(np.asarray(im), 0, 65535) >> 8).astype(np.uint8))
+
 def load_image(image):
-    "A PIL RGB image from a path or an array."
+    "A PIL RGB image from a path or an array; turned upright by its EXIF orientation, 16-bit grayscale scaled to 8 bits."
     if isinstance(image, np.ndarray): return Image.fromarray(image).convert("RGB")
-    with Image.open(image) as im: return im.convert("RGB")
+    with Image.open(image) as im:
+        ImageOps.exif_transpose(im, in_place=True)
+        return (_to_8bit(im) if im.mode.startswith("I") else im).convert("RGB")
 
 # %% ../nbs/05_data.ipynb #a9ee262c
 class RecordSet:
@@ -85,42 +92,111 @@ class RecordDataset(Dataset):
 
     def __len__(self): return len(self.recordset)
 
+    @cached_property
+    def labels(self):
+        "The class index of every item, read from the records (no image decoded)."
+        return self.recordset.labels
+
+    @cached_property
+    def domain_index(self):
+        "The domain index of every item, read from the records (no image decoded)."
+        return self.recordset.domain_index
+
+    def _image(self, i):
+        "The image of record `i`; a file that does not decode is an error naming it."
+        image = self.recordset[i].image
+        if isinstance(image, np.ndarray): return image if self.transform is None else load_image(image)
+        try: return load_image(image)
+        except Exception as e:
+            raise OSError(f"item {i}: cannot decode {str(image)!r} ({type(e).__name__}: {e}); "
+                          "check='decode' when building the set finds and skips such files up front") from e
+
     def __getitem__(self, i):
-        r = self.recordset[i]
-        image = load_image(r.image) if self.transform is not None or not isinstance(r.image, np.ndarray) else r.image
+        r, image = self.recordset[i], self._image(i)
         return dict(image=self.transform(image) if self.transform else np.asarray(image), label=r.label,
                     domain=self.recordset.domains.index(r.domain), index=i)
 
 # %% ../nbs/05_data.ipynb #4f57dba9
-def _readable(path):
-    try:
-        with Image.open(path) as im: im.load()
-        return True
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+def _header_ok(path):
+    "Whether PIL identifies the file and reads a plausible size and mode from its header, decoding no pixel."
+    with Image.open(path) as im: return im.width > 0 and im.height > 0 and bool(im.mode)
+
+def _decodes(path):
+    "Whether the file decodes fully, as `load_image` reads it."
+    load_image(path)
+    return True
+
+def _readable(path, decode=False):
+    "Whether the file opens: its header read (cheap), or fully decoded with `decode`."
+    try: return _decodes(path) if decode else _header_ok(path)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError):
         return False
 
-def check_images(records, what="images"):
-    "Records whose files open and decode, and the paths skipped; warns with a count and examples."
+def check_images(records, what="images", decode=False):
+    "Records whose files open (header read, or fully decoded with `decode`), and the paths skipped; warns with a count and examples."
     good, skipped = [], []
-    for r in records: (good if isinstance(r.image, np.ndarray) or _readable(r.image) else skipped).append(r)
+    for r in records: (good if isinstance(r.image, np.ndarray) or _readable(r.image, decode) else skipped).append(r)
     if skipped:
         warnings.warn(f"skipped {len(skipped)} unreadable {what} (corrupted or truncated): {[str(r.image) for r in skipped[:5]]}",
                       stacklevel=2)
     return good, [str(r.image) for r in skipped]
+
+def _checked(records, check, what="images"):
+    "The records a loader keeps: `check` True or 'header' reads headers, 'decode' decodes every image, False keeps all."
+    if check not in (True, False, "header", "decode"):
+        raise ValueError(f"check={check!r}: choose True or 'header' (read each header), 'decode' (decode every image) or False")
+    return check_images(records, what, decode=check == "decode")[0] if check else records
 
 # %% ../nbs/05_data.ipynb #c4192059
 def readable_classname(name):
     "A folder or split-file class name as words, the way the CoOp-family trainers tokenise it: '_' becomes ' '."
     return " ".join(name.replace("_", " ").split())
 
+def _visible(name): return not name.startswith(".")
+
+def _walk_images(folder, seen):
+    "(path, is a broken symlink) of the image files under `folder`, at any depth; hidden entries skipped, each real folder once."
+    real = os.path.realpath(folder)
+    if real in seen: return []                                     # a symlink loop, or a folder linked twice
+    seen.add(real)
+    found = []
+    with os.scandir(folder) as entries: entries = list(entries)
+    for e in entries:
+        if not _visible(e.name): continue
+        if e.is_dir(): found += _walk_images(e.path, seen)
+        elif Path(e.name).suffix.lower() in IMAGE_SUFFIXES and (e.is_file() or e.is_symlink()):
+            found.append((Path(e.path), not e.is_file()))
+    return found
+
 def _image_files(folder):
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    "The image files under `folder` at any depth, and the broken symlinks among them, each sorted by path."
+    found = sorted(_walk_images(folder, set()), key=lambda f: f[0].parts)
+    return [p for p, broken in found if not broken], [p for p, broken in found if broken]
+
+def _files_by_folder(folders):
+    "{folder: its image files}; the broken symlinks are left out with one warning that counts and names them."
+    files, broken = {}, []
+    for f in folders:
+        files[f], dangling = _image_files(f)
+        broken += dangling
+    if broken:
+        warnings.warn(f"skipped {len(broken)} broken symlinks (their targets do not exist): {[str(p) for p in broken[:5]]}",
+                      stacklevel=3)
+    return files
 
 def _subfolders(folder):
-    return sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and _visible(p.name))
 
-def domainbed_records(root, domains=None, check=True):
-    "A RecordSet from DomainBed's layout root/<domain>/<class>/<image>; class names with spaces for underscores."
+def _class_labels(folders, classes=None):
+    "{folder: label} and the class names; `classes` maps folder names to class names in label order (default: the folders as words)."
+    if classes is None: classes = {f: readable_classname(f) for f in folders}
+    unknown = [f for f in folders if f not in classes]
+    if unknown: raise ValueError(f"folders {unknown[:5]} are not in the class map ({len(classes)} classes)")
+    return {f: i for i, f in enumerate(classes)}, list(classes.values())
+
+# %% ../nbs/05_data.ipynb #dc73aa19
+def domainbed_records(root, domains=None, classes=None, check=True):
+    "A RecordSet from DomainBed's layout root/<domain>/<class>/<image>; `classes` maps folder names to class names (default: the folders as words)."
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"dataset root {str(root)!r} is not a folder")
     domains = domains or _subfolders(root)
@@ -133,27 +209,41 @@ def domainbed_records(root, domains=None, check=True):
         if list(found) != folders:
             raise ValueError(f"domain {d!r} has classes that differ from the other domains: missing {sorted(set(folders) - set(found))}, "
                              f"extra {sorted(set(found) - set(folders))}. Every domain needs the same class folders.")
-    records = [Record(str(p), c, d) for d in domains for c, name in enumerate(folders) for p in _image_files(root / d / name)]
-    empty = [(d, name) for d in domains for name in folders if not _image_files(root / d / name)]
+    label, names = _class_labels(folders, classes)
+    files = _files_by_folder([root / d / f for d in domains for f in folders])
+    empty = [(d, f) for d in domains for f in folders if not files[root / d / f]]
     if empty: raise ValueError(f"no images in {len(empty)} class folders, e.g. {empty[:3]} (domain, class)")
-    if check: records, _ = check_images(records)
-    return RecordSet(records, [readable_classname(f) for f in folders], domains)
+    records = [Record(str(p), label[f], d) for d in domains for f in folders for p in files[root / d / f]]
+    return RecordSet(_checked(records, check), names, domains)
 
 # %% ../nbs/05_data.ipynb #f92ea9f1
 def image_folder_records(root, domain=None, classes=None, check=True):
-    "A one-domain RecordSet from root/<class>/<image>; `classes` maps folder names to class names (default: the folder names as words)."
+    "A one-domain RecordSet from root/<class>/<image>; `classes` maps folder names to class names (default: the folders as words)."
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"dataset root {str(root)!r} is not a folder")
     folders = _subfolders(root)
-    if classes is None: classes = {f: readable_classname(f) for f in folders}
-    unknown = [f for f in folders if f not in classes]
-    if unknown: raise ValueError(f"folders {unknown[:5]} are not in the class map ({len(classes)} classes)")
-    keys = list(classes)
+    label, names = _class_labels(folders, classes)
     domain = domain or root.name
-    records = [Record(str(p), keys.index(f), domain) for f in folders for p in _image_files(root / f)]
+    files = _files_by_folder([root / f for f in folders])
+    records = [Record(str(p), label[f], domain) for f in folders for p in files[root / f]]
     if not records: raise ValueError(f"no images found under {root}")
-    if check: records, _ = check_images(records)
-    return RecordSet(records, list(classes.values()), [domain])
+    return RecordSet(_checked(records, check), names, [domain])
+
+# %% ../nbs/05_data.ipynb #25e38459
+def imagenet_classnames(path):
+    "{wnid: class name} from ImageNet's classnames.txt as CoOp ships it (lines 'n01440764 tench'), in label order."
+    names = {}
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip(): continue
+        wnid, *name = line.split(maxsplit=1)
+        if not name: raise ValueError(f"{path}, line {n}: {line.strip()!r} has no class name after the wnid")
+        if wnid in names: raise ValueError(f"{path}, line {n}: wnid {wnid} appears twice")
+        names[wnid] = name[0].strip()
+    return names
+
+def index_classes(names):
+    "A `classes=` map for folders named by class index, as ImageNet-V2's 0 ... 999: {'0': names[0], '1': names[1], ...}."
+    return {str(i): name for i, name in enumerate(names)}
 
 # %% ../nbs/05_data.ipynb #3e39b664
 def coop_split_records(image_root, split_file, domain=None, check=True):
@@ -177,30 +267,41 @@ def coop_split_records(image_root, split_file, domain=None, check=True):
         records = [Record(str(image_root / p), int(l), domain) for p, l, _ in splits[split]]
         absent = [r.image for r in records if not Path(r.image).is_file()]
         if absent: raise FileNotFoundError(f"{len(absent)} images of the {split} split are missing under {image_root}, e.g. {absent[:3]}")
-        if check: records, _ = check_images(records, f"{split} images")
+        records = _checked(records, check, f"{split} images")
         out[split] = RecordSet(records, classes, [domain])
     return out
 
 # %% ../nbs/05_data.ipynb #33101fb8
+def _caltech_files(ds):
+    "Caltech101's and Caltech256's image paths, rebuilt from the dataset's (index, y) as its __getitem__ builds them."
+    if type(ds).__name__ == "Caltech256":
+        root = Path(ds.root) / "256_ObjectCategories"
+        return [str(root / ds.categories[y] / f"{y + 1:03d}_{i:04d}.jpg") for i, y in zip(ds.index, ds.y)]
+    root = Path(ds.root) / "101_ObjectCategories"
+    return [str(root / ds.categories[y] / f"image_{i:04d}.jpg") for i, y in zip(ds.index, ds.y)]
+
 def _torchvision_files(ds):
     "(paths, labels) of a torchvision classification dataset, read from its index."
-    if hasattr(ds, "samples"): return [p for p, _ in ds.samples], [int(l) for _, l in ds.samples]
-    if hasattr(ds, "_samples"): return [p for p, _ in ds._samples], [int(l) for _, l in ds._samples]
-    if hasattr(ds, "_image_files") and hasattr(ds, "_labels"): return [str(p) for p in ds._image_files], [int(l) for l in ds._labels]
-    if hasattr(ds, "index") and hasattr(ds, "y") and hasattr(ds, "categories"):     # Caltech101
-        root = Path(ds.root) / "101_ObjectCategories"
-        return [str(root / ds.categories[y] / f"image_{i:04d}.jpg") for i, y in zip(ds.index, ds.y)], list(map(int, ds.y))
-    raise TypeError(f"{type(ds).__name__}: no file index found (samples, _samples, _image_files/_labels)")
+    for pairs in ("samples", "_samples", "imgs"):
+        if hasattr(ds, pairs): return [str(p) for p, _ in getattr(ds, pairs)], [int(l) for _, l in getattr(ds, pairs)]
+    for files in ("_image_files", "_images"):
+        if hasattr(ds, files) and hasattr(ds, "_labels"): return [str(p) for p in getattr(ds, files)], [int(l) for l in ds._labels]
+    if hasattr(ds, "index") and hasattr(ds, "y") and hasattr(ds, "categories"): return _caltech_files(ds), [int(y) for y in ds.y]
+    raise TypeError(f"{type(ds).__name__}: no file index found (samples, _samples, imgs, _image_files or _images with _labels, "
+                    "Caltech's categories/index/y)")
+
+def _torchvision_classname(name):
+    "A torchvision class name as words; a tuple of synonyms (ImageNet, Imagenette) gives its first."
+    return readable_classname(name[0] if isinstance(name, (tuple, list)) else name)
 
 def torchvision_records(ds, domain=None, classes=None, check=False):
     "A RecordSet from an instantiated torchvision classification dataset."
     paths, labels = _torchvision_files(ds)
-    if classes is None: classes = [readable_classname(c) for c in getattr(ds, "classes", None) or getattr(ds, "categories", None) or []]
+    if classes is None: classes = [_torchvision_classname(c) for c in getattr(ds, "classes", None) or getattr(ds, "categories", None) or []]
     classes = list(classes)
     if not classes: raise ValueError(f"{type(ds).__name__} has no class names; pass classes=")
     records = [Record(p, l, domain or type(ds).__name__) for p, l in zip(paths, labels)]
-    if check: records, _ = check_images(records)
-    return RecordSet(records, classes, [domain or type(ds).__name__])
+    return RecordSet(_checked(records, check), classes, [domain or type(ds).__name__])
 
 # %% ../nbs/05_data.ipynb #e6ac5aba
 def few_shot(recordset, shots, seed=1, per_domain=False):

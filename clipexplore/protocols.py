@@ -30,14 +30,14 @@ def _fit(method, train, trainer_kw):
     trainer.fit()
     return method
 
-def _mean_accuracy(method, data, name=None):
-    return evaluate(method, data, name).where(domain="mean")[0]["accuracy"]
+def _mean_accuracy(method, data, name=None, accelerator=None):
+    return evaluate(method, data, name, accelerator).where(domain="mean")[0]["accuracy"]
 
-def new_class_accuracy(method, new):
+def new_class_accuracy(method, new, accelerator=None):
     "Mean accuracy (%) on the classes of `new` (base-to-new); the method's own classes are restored after."
     own = list(method.classnames)
     method.set_classes(new.classes)
-    try: return _mean_accuracy(method, new)
+    try: return _mean_accuracy(method, new, accelerator=accelerator)
     finally: method.set_classes(own)
 
 def harmonic_mean(a, b):

@@ -85,3 +85,25 @@ def test_calip_is_zero_shot_at_beta_zero_and_its_attention_reads_patches(clip, t
     assert not torch.allclose(calip_attention(one_patch, plain.class_features)[0], aware_text)
     searched = CALIP(clip, test.classes).search(ToyWorld(120, seed=8, distractors=True))
     assert 0.001 <= searched.beta2 <= 2 and 0.001 <= searched.beta3 <= 0.1
+
+
+def test_calip_fs_checkpoint_keeps_the_searched_betas(clip, pool, tmp_path):
+    "CALIP-FS searches beta2 and beta3 after training: they are learned state, so `load_learned` gives the same logits, bit for bit."
+    from clipexplore.data import few_shot
+    from clipexplore.engine import read_checkpoint
+    from clipexplore.methods.calip import CALIP
+    from clipexplore.toyworld import ToyWorld
+    valid = ToyWorld(60, seed=8, distractors=True)
+    torch.manual_seed(0)
+    calip = CALIP(clip, pool.classes, few_shot=True)
+    Trainer(calip, few_shot(pool, 2, seed=1).dataset(clip.preprocess), valid, epochs=1, batch_size=8, lr=1e-3, optimizer="adamw",
+            checkpoint_dir=tmp_path, progress=False).fit()
+    assert (calip.beta2, calip.beta3) != (1.0, 0.05)                              # the search moved them from the defaults
+    assert torch.equal(read_checkpoint(tmp_path)[0]["method.betas"], torch.tensor([calip.beta2, calip.beta3], dtype=torch.float64))
+    restored = load_learned(CALIP(clip, pool.classes, few_shot=True), tmp_path)
+    assert (restored.beta2, restored.beta3) == (calip.beta2, calip.beta3)
+    images = {"image": torch.stack([valid[i]["image"] for i in range(16)])}
+    with torch.no_grad(): assert torch.equal(restored.eval().logits(images), calip.eval().logits(images))
+    zero_shot = CALIP(clip, pool.classes).search(valid)                               # zero-shot CALIP's searched betas round-trip too
+    again = CALIP(clip, pool.classes); again.load_trainable_state(zero_shot.trainable_state())
+    assert (again.beta2, again.beta3) == (zero_shot.beta2, zero_shot.beta3)

@@ -54,3 +54,25 @@ def test_each_stage_has_its_official_and_toy_recipe(clip):
     official = IdentityPrompts.from_recipe(clip, 3)
     assert official.tokens.shape[1] == 4 and official.prefix.shape[1] == 5           # SOS a photo of a | X X X X | person.
     for cls in (IdentityPrompts, CLIPReID): assert cls.recipe("toy").notes and cls.recipe("toy").source
+
+
+@pytest.mark.parametrize("backbone", ["toy ViT", "RN50-shaped"])
+def test_a_checkpoint_restores_the_bn_neck_and_the_towers_statistics(backbone, clip, tmp_path):
+    "The BN neck's running statistics (and a ResNet tower's) are learned state: `load_learned` gives the same ID predictions."
+    from clipexplore.engine import load_learned, predict, read_checkpoint
+    from test_finetune import assert_same_logits, tiny_resnet_clip
+    model, size = (clip, 64) if backbone == "toy ViT" else (tiny_resnet_clip(), 32)
+    ids = split_identities(seed=0)[0][:16]
+    train = ToyIdentities(ids, per_id=4, seed=1, size=size)
+    make = lambda: CLIPReID(model, len(ids))
+    torch.manual_seed(0)
+    reid = make()
+    Trainer(reid, IdentityGroups(train, k=4), epochs=3, batch_size=4, lr=5e-4, optimizer="adam", checkpoint_dir=tmp_path, progress=False).fit()
+    held = {k[len("method."):] for k in read_checkpoint(tmp_path)[0] if k.startswith("method.")}
+    assert {"neck.running_mean", "neck.running_var", "neck.weight", "classifier.weight"} <= held and "identity_text" not in held
+    assert (reid.neck.running_var - 1).abs().max() > 1e-3                          # training moved the neck's statistics
+    torch.manual_seed(1)
+    restored = load_learned(make(), tmp_path)
+    reid.eval(); restored.eval()
+    assert_same_logits(reid, restored, {"image": torch.stack([train[i]["image"] for i in range(16)])})
+    assert torch.equal(predict(reid, train)[0], predict(restored, train)[0])

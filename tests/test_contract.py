@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import clipexplore.methods
-from clipexplore.engine import Callback, Method, NothingToLearn, Trainer, _load_batch, as_features, load_learned
+from clipexplore.engine import Callback, Method, NothingToLearn, Trainer, as_features, batches, load_learned
 
 
 def _all_methods():
@@ -63,7 +63,7 @@ def _fit(method, data, **kw): return Trainer(method, data, epochs=2, batch_size=
 
 
 def _logits(method, trainer_data):
-    batch = _load_batch(trainer_data, range(6), method.clip.device)
+    batch = next(batches(trainer_data, method.clip.device, 6))
     method.eval()
     with torch.no_grad(): return method.logits(batch)
 
@@ -81,7 +81,7 @@ def test_method_contract(name, clip, small, tmp_path):
     if trainer is None: data = as_features(method, small)
     else:
         data = trainer.train
-        batch = _load_batch(data, range(8), trainer.device, len(method.classnames), "training")
+        batch = next(batches(data, trainer.device, 8, len(method.classnames), "training"))
         method.train()
         terms = method.loss(batch)
         assert all(torch.isfinite(torch.as_tensor(v)).all() for v in terms.values()), terms

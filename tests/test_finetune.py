@@ -11,14 +11,38 @@ from clipexplore.protocols import new_class_accuracy
 RECIPE = dict(recipe="toy", progress=False)        # AdamW lr 5e-4, weight decay 0.1, batch 32, 30 epochs (FineTuner.recipes)
 
 
+TINY_RN = dict(embed_dim=32, vision_cfg=dict(layers=(1, 1, 1, 1), width=16, image_size=32, head_width=16),   # RN50's shape, small
+               text_cfg=dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1))
+
+
 def tiny_resnet_clip(seed=0):
-    "A randomly initialised open_clip CLIP with a small ResNet image tower (BatchNorm everywhere), as `CLIP`."
+    "A randomly initialised open_clip CLIP with a small ModifiedResNet image tower (BatchNorm everywhere), as `CLIP`."
     import open_clip
     from clipexplore.backbone import CLIP
     torch.manual_seed(seed)
-    model = open_clip.model.CLIP(embed_dim=32, vision_cfg=open_clip.model.CLIPVisionCfg(layers=(1, 1, 1, 1), width=8, image_size=32, head_width=16),
-                                 text_cfg=open_clip.model.CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=1))
+    model = open_clip.model.CLIP(**TINY_RN)                     # what open_clip.create_model builds from a config like RN50.json
     return CLIP(model.eval(), open_clip.tokenizer.SimpleTokenizer(context_length=77), open_clip.image_transform(32, is_train=False), name="tiny-rn")
+
+
+def random_images(n=16, classes=3, seed=0):
+    "`n` random 32-pixel images (mean 1, std 2: far from BatchNorm's initial statistics) labelled round-robin."
+    g = torch.Generator().manual_seed(seed)
+    return [dict(image=torch.randn(3, 32, 32, generator=g) * 2 + 1, label=i % classes, domain=0, index=i) for i in range(n)]
+
+
+def fit_and_restore(make, data, checkpoint_dir, optimizer="adamw", **trainer_kw):
+    "Train `make()` briefly with checkpoints, then `load_learned` the checkpoint into a fresh `make()`: (trained, restored), both in eval mode."
+    torch.manual_seed(0)
+    trained = make()
+    Trainer(trained, data, epochs=2, batch_size=8, lr=1e-3, optimizer=optimizer, checkpoint_dir=checkpoint_dir, progress=False, **trainer_kw).fit()
+    torch.manual_seed(1)                                         # the fresh instance starts elsewhere (its own random parts)
+    return trained.eval(), load_learned(make(), checkpoint_dir).eval()
+
+
+def assert_same_logits(a, b, batch):
+    "Bit-identical logits of two methods on `batch`."
+    with torch.no_grad(): x, y = a.logits(batch), b.logits(batch)
+    assert torch.equal(x, y), f"restored logits differ by up to {float((x - y).abs().max()):.3g}"
 
 
 def test_wise_ft_mixes_batchnorm_statistics_and_alpha_one_is_the_fine_tuned_model(tmp_path):
@@ -119,3 +143,39 @@ def test_anchor_ft_keeps_unseen_domain_and_new_classes_closer_to_zero_shot(clip,
     # in-domain within 2 points of plain fine-tuning (one standard error on ~600 held-out images; measured 60.7 vs 62.4)
     assert robust[0] >= fine[0] - 2 and robust[1] > fine[1] + 10 and robust[2] > fine[2] + 3
     assert trainer.history[-1]["captioned"] > 0 and trainer.history[-1]["retrieved"] > 0
+
+
+TINY_MAKERS = {
+    "FineTuner": lambda clip, names, data: FineTuner(clip, names),
+    "CARFT": lambda clip, names, data: CARFT(clip, names, contexts=("a photo of a {}.", "a sketch of a {}.")),
+    "AnchorFT": lambda clip, names, data: AnchorFT(clip, names, [f"a photo of a {names[d['label']]}" for d in data],
+                                                   torch.stack([d["image"] for d in data[:4]]), ["a cat", "a dog", "a bird", "a cat"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TINY_MAKERS))
+def test_a_checkpoint_restores_a_batchnorm_tower_exactly_and_holds_only_what_changed(name, tmp_path):
+    "On an RN50-shaped tower the running statistics are learned state: `load_learned` gives the same logits, bit for bit."
+    from clipexplore.engine import read_checkpoint
+    clip, names, data = tiny_resnet_clip(), ["cat", "dog", "bird"], random_images()
+    trained, restored = fit_and_restore(lambda: TINY_MAKERS[name](clip, names, data), data, tmp_path)
+    zero = FineTuner(clip, names).visual.state_dict()
+    assert (trained.visual.state_dict()["bn1.running_var"] - zero["bn1.running_var"]).abs().max() > 1e-3    # the statistics moved
+    assert_same_logits(trained, restored, {"image": torch.stack([d["image"] for d in data[:8]])})
+    tensors, _ = read_checkpoint(tmp_path)
+    held = {k[len("method."):] for k in tensors if k.startswith("method.")}
+    assert held == {"head"} | {f"visual.{k}" for k in zero}       # the tower once, with its buffers; no frozen CLIP, text tower or reference
+    moments = {k.split(".")[1] for k in tensors if k.startswith("optim.")}
+    assert len(moments) == sum(p.requires_grad for p in trained.parameters())       # AdamW's moments, of the learned parameters only
+
+
+def test_wise_ft_of_a_batchnorm_tower_round_trips_through_its_own_checkpoint(tmp_path):
+    "The mixed FineTuner that `wise_ft` builds saves and restores its mixed statistics (integer counters truncated, as loading does)."
+    clip, names, data = tiny_resnet_clip(), ["cat", "dog", "bird"], random_images()
+    tuned, restored = fit_and_restore(lambda: FineTuner(clip, names), data, tmp_path / "tuned")
+    batch = {"image": torch.stack([d["image"] for d in data[:8]])}
+    assert_same_logits(wise_ft(tuned, 0.5), wise_ft(restored, 0.5), batch)        # mixing a restored model = mixing the original
+    mixed = wise_ft(tuned, 0.5)
+    assert mixed.visual.bn1.num_batches_tracked.dtype == torch.long and int(mixed.visual.bn1.num_batches_tracked) == 2   # 4 steps, halved
+    Trainer(mixed, data, epochs=1, batch_size=8, progress=False).save(tmp_path / "mixed")          # the mixed model's own checkpoint
+    assert_same_logits(mixed, load_learned(FineTuner(clip, names), tmp_path / "mixed").eval(), batch)

@@ -102,3 +102,21 @@ def test_data_flow_names_real_modules():
     named = set(re.findall(r"clipexplore(?:\.[a-z_]+)+", index))
     bad = sorted(n for n in named if n not in mods)
     assert not bad, f"the data-flow picture in nbs/index.ipynb names modules that do not exist: {bad}"
+
+
+def test_package_imports_from_the_folder_above_a_clone_named_clipexplore(tmp_path):
+    "A clone used from its parent folder: the clone (a folder named clipexplore, no __init__) must not shadow the package."
+    import subprocess, sys
+    (tmp_path / "clipexplore").symlink_to(ROOT, target_is_directory=True)
+    code = "import clipexplore, clipexplore.backbone as b; print(clipexplore.__file__); print(b.toy_weights_path().exists())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    path, weights = out.stdout.split()
+    assert Path(path).resolve() == (PKG / "__init__.py").resolve() and weights == "True"
+
+
+def test_notebooks_do_not_export_themselves():
+    "Running a notebook never rewrites the package: nbdev-export is asked for, from a terminal."
+    calls = [nb.relative_to(ROOT) for nb in (ROOT / "nbs").rglob("*.ipynb")
+             if any("nbdev_export()" in "".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")]
+    assert not calls, f"notebooks that export the package when run: {calls}"

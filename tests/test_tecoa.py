@@ -67,3 +67,15 @@ def test_prompts_act_on_normalised_images_and_tokens_go_through_the_backbone(cli
     try: TeCoAPrompt(clip, pool.classes, kind="frame")
     except ValueError as e: assert "padding+token" in str(e)
     else: raise AssertionError("an unknown prompt kind must be refused")
+
+
+def test_tecoa_checkpoint_restores_a_batchnorm_tower_exactly(tmp_path):
+    "TeCoA on an RN50-shaped tower: the running statistics (moved by clean and PGD passes) come back with the weights; the frozen head is not saved."
+    from clipexplore.engine import read_checkpoint
+    from test_finetune import assert_same_logits, fit_and_restore, random_images, tiny_resnet_clip
+    clip, names, data = tiny_resnet_clip(), ["cat", "dog", "bird"], random_images()
+    trained, restored = fit_and_restore(lambda: TeCoA(clip, names), data, tmp_path)
+    assert_same_logits(trained, restored, {"image": torch.stack([d["image"] for d in data[:8]])})
+    held = {k[len("method."):] for k in read_checkpoint(tmp_path)[0] if k.startswith("method.")}
+    assert held == {f"visual.{k}" for k in trained.visual.state_dict()}            # the tower with its statistics; the class texts stay CLIP's
+    assert robust_accuracy(restored, data, 4 / 255, steps=2) == robust_accuracy(trained, data, 4 / 255, steps=2)   # and under attack

@@ -272,3 +272,62 @@ def test_dashboard_in_a_plain_nbclient_run():
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
     assert "trained 4 epochs" in "".join(o.get("text", "") for o in outputs)
+
+
+class Peek(Callback):
+    "Records the dashboard's buttons (disabled, tooltip) and state at each batch."
+    order = 20
+    def __init__(self, dashboard): self.dashboard, self.seen = dashboard, []
+    def before_batch(self, trainer):
+        d = self.dashboard
+        self.seen.append((d.stop_button.disabled, d.pause_button.disabled, d.stop_button.tooltip, d.state))
+
+
+def test_foreground_fit_disables_stop_and_pause_with_a_reason(clip, base_new):
+    "A fit in the cell itself cannot read clicks: its buttons are greyed out, saying why; a background fit's are live."
+    train, valid, _ = base_new
+    dashboard = Dashboard(valid, display=True)
+    assert not dashboard.stop_button.disabled and dashboard.buttons_disabled_because() is None     # before any fit
+    peek = Peek(dashboard)
+    Trainer(coop(clip, train.classes), train, epochs=2, callbacks=[dashboard, peek], progress=False).fit()
+    assert peek.seen and all(stop and pause and "fit_in_background" in tip and state == "training" for stop, pause, tip, state in peek.seen)
+    assert "Stop and Pause are off" not in dashboard.status.value and dashboard.state == "done"
+    assert dashboard.stop_button.disabled and "over" in dashboard.stop_button.tooltip               # the run is over
+    steered = Dashboard(valid, display=True)
+    peek = Peek(steered)
+    fit_in_background(Trainer(coop(clip, train.classes), train, epochs=2, callbacks=[steered, peek], progress=False)).join(timeout=600)
+    assert peek.seen and not any(stop or pause for stop, pause, _, _ in peek.seen)
+
+
+def test_empty_panels_show_notes_not_ticks_until_their_data_arrives(clip, base_new):
+    train, valid, _ = base_new
+    dashboard = Dashboard(valid, display=False)
+    view = dashboard.view
+    notes = lambda: [t.get_text() for ax in dashboard.figure.axes for t in ax.texts]
+    assert len(notes()) == 4 and all(t.strip() for t in notes())
+    assert not view.ax_acc.yaxis.get_tick_params()["labelleft"]                # no meaningless ±0.05
+    Trainer(coop(clip, train.classes), train, epochs=2, callbacks=[dashboard], progress=False).fit()
+    view.update(dashboard.snapshot())
+    assert not view.placeholders and set(notes()) >= set(train.classes)         # notes gone; class names on the map's stars
+    assert view.ax_acc.yaxis.get_tick_params()["labelleft"]
+
+
+def test_drift_gets_enough_points_however_tight_the_budget(clip, base_new):
+    "A run records drift at least `drift_points` times (plus its start), even when the budget allows nothing more."
+    train, valid, _ = base_new
+    recorder = Recorder(valid, embed_every=1e9, budget=1e-9)
+    Trainer(coop(clip, train.classes), train, epochs=40, callbacks=[recorder], progress=False).fit()
+    epochs = [d["epoch"] for d in recorder.drifts]
+    assert len(epochs) >= Recorder.drift_points + 1 and epochs[0] == 0 and epochs[-1] == 40
+    assert [f["epoch"] for f in recorder.frames] == [0, 40]                      # images: as throttled as asked
+    assert max(recorder.drifts[-1]["drift"]) > max(recorder.drifts[0]["drift"])
+
+
+def test_figures_display_as_png_in_ipython():
+    "A clipexplore figure returned by a cell shows as a picture, not as '<Figure size ...>'."
+    from IPython.core.interactiveshell import InteractiveShell
+    from clipexplore.widgets import new_figure
+    shell = InteractiveShell.instance()
+    fig = new_figure(figsize=(2, 2)); fig.subplots().plot([0, 1])
+    data, _ = shell.display_formatter.format(fig)
+    assert data["image/png"].startswith(b"\x89PNG")

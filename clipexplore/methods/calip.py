@@ -38,10 +38,24 @@ class CALIP(ZeroShotHead, Method):
 
     def __init__(self, clip, classnames, beta2=1.0, beta3=0.05, templates=TOY_TEMPLATES, few_shot=False, temperature=0.5):
         super().__init__()
-        self.clip, self.templates, self.beta2, self.beta3, self.temperature = clip, templates, beta2, beta3, temperature
+        self.clip, self.templates, self.temperature = clip.require_vit(type(self).__name__), templates, temperature      # patch tokens
+        self.register_buffer("betas", torch.tensor([beta2, beta3], dtype=torch.float64, device=clip.device))   # searched: saved with the state
         self.few_shot = few_shot
         if few_shot: self.spatial_map, self.text_map = (_identity_linear(clip.embed_dim).to(clip.device) for _ in range(2))
         self.set_classes(classnames)
+
+    @property
+    def beta2(self): return float(self.betas[0])
+    @beta2.setter
+    def beta2(self, value): self.betas[0] = value
+    @property
+    def beta3(self): return float(self.betas[1])
+    @beta3.setter
+    def beta3(self, value): self.betas[1] = value
+
+    def learned_buffers(self):
+        "The searched betas are learned state too: checkpoints and `load_learned` carry them with the linear maps."
+        return {**super().learned_buffers(), "betas": self.betas}
 
     def logit_terms(self, pooled, spatial):
         "The three logits [3, B, K]: zero-shot, visual-aware text, text-aware visual."

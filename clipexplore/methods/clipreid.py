@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..backbone import autocast
+from ..backbone import autocast, image_tower_forward
 from ..engine import Method, FeatureDataset, Recipe
 from ..metrics import Table
 from ..toyworld import COLOURS, DOMAINS, OBJECTS, TEXTURES, render, sample_scene, to_clip_tensor
@@ -180,7 +180,7 @@ class CLIPReID(Method):
     def set_classes(self, classnames):
         if len(classnames) != self.n_ids: raise ValueError("the ID classifier covers the training identities; use `embed` to retrieve")
 
-    def features(self, images): return self.visual(images.to(self.identity_text.device)).float()
+    def features(self, images): return image_tower_forward(self.visual, images.to(self.identity_text.device)).float()
 
     def embed(self, images):
         "Normalised retrieval features of images: the fine-tuned encoder's projected feature."

@@ -41,7 +41,7 @@ class DenseFeatureDataset(FeatureDataset):
 class DenseCoOp(CoOp):
     "CoOp context trained with DenseCLIP's auxiliary pixel-text loss: CE of the patch score map / tau against patch labels."
     def __init__(self, clip, classnames, n_ctx=8, aux_weight=0.4, tau=0.07, **kwargs):
-        super().__init__(clip, classnames, n_ctx=n_ctx, **kwargs)
+        super().__init__(clip.require_vit("DenseCoOp"), classnames, n_ctx=n_ctx, **kwargs)      # patch tokens
         self.aux_weight, self.tau = aux_weight, tau
 
     def patch_logits(self, batch, text=None):

@@ -77,7 +77,7 @@ class DualCoOp(Method):
     }
     def __init__(self, clip, classnames, n_ctx=16, loss_weight=0.03, region_scale=20.0, logit_scale=5.0):
         super().__init__()
-        self.clip, self.loss_weight, self.region_scale, self.logit_scale = clip, loss_weight, region_scale, logit_scale
+        self.clip, self.loss_weight, self.region_scale, self.logit_scale = clip.require_vit("DualCoOp"), loss_weight, region_scale, logit_scale
         self.ctx_pos = nn.Parameter(init_context(clip, n_ctx).to(clip.device))
         self.ctx_neg = nn.Parameter(init_context(clip, n_ctx).to(clip.device))
         self.prompt = PromptEmbeddings(clip, check_classnames(classnames), n_ctx)
@@ -125,6 +125,6 @@ class RegionZeroShot(Method):
     def __init__(self, clip, classnames, template="a photo of a {}."):
         super().__init__()
         from clipexplore.text import class_text_features
-        self.clip = clip
+        self.clip = clip.require_vit("RegionZeroShot")                   # region (patch) features
         self.register_buffer("class_features", class_text_features(clip, check_classnames(classnames), (template,)).float())
     def logits(self, batch): return (batch["region_features"].float() @ self.class_features.T).amax(1)

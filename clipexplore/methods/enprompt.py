@@ -39,7 +39,7 @@ class EnPrompt(Method):
     "Frozen hand-crafted text features + external layer, text-strengthened deep visual embeddings, OT alignment."
     def __init__(self, clip, classnames, template="a photo of a {}.", n_visual=4, ot_weight=1.0, eps=0.1, iterations=100):
         super().__init__()
-        self.clip, self.template, self.ot_weight, self.eps, self.iterations = clip, template, ot_weight, eps, iterations
+        self.clip, self.template, self.ot_weight, self.eps, self.iterations = clip.require_vit("EnPrompt"), template, ot_weight, eps, iterations
         layers = len(clip.visual_layers)
         self.external = ExternalLayer(clip.embed_dim).to(clip.device)
         self.visual = nn.Parameter(torch.empty(layers, n_visual, clip.vision_width, device=clip.device).normal_(0, 0.02))

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..backbone import autocast
+from ..backbone import autocast, image_tower_forward
 from ..engine import Method, Recipe, evaluate
 from ..metrics import Table
 from ..text import check_classnames, class_text_features
@@ -41,7 +41,7 @@ class FineTuner(Method):
 
     def image_features(self, batch):
         "Normalised features of the fine-tuned encoder."
-        return F.normalize(self.visual(batch["image"].to(self.head.device)).float(), dim=-1)
+        return F.normalize(image_tower_forward(self.visual, batch["image"].to(self.head.device)).float(), dim=-1)
 
     def logits(self, batch):
         head = self.head if self.swapped_head is None else self.swapped_head

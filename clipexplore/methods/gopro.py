@@ -58,7 +58,7 @@ class GOPro(Method):
     "Context shifted per image by per-layer style and content statistics; prompt consistency and SimCLR across augmentations."
     def __init__(self, clip, classnames, n_ctx=4, ctx_init="a photo of a", consistency_weight=1.0, simclr_weight=0.1, temperature=0.1):
         super().__init__()
-        self.clip, self.consistency_weight, self.simclr_weight, self.temperature = clip, consistency_weight, simclr_weight, temperature
+        self.clip, self.consistency_weight, self.simclr_weight, self.temperature = clip.require_vit("GOPro"), consistency_weight, simclr_weight, temperature
         width, text, layers = clip.vision_width, clip.text_width, len(clip.visual_layers)
         self.ctx = nn.Parameter(init_context(clip, n_ctx, ctx_init).to(clip.device))
         self.style = nn.ModuleList([nn.Linear(width, text) for _ in range(layers)]).to(clip.device)

@@ -21,7 +21,7 @@ class MaPLe(Method):
     "Multi-modal prompt learning: deep text prompts and the visual prompts coupled to them by linear maps."
     def __init__(self, clip, classnames, n_ctx=2, ctx_init="a photo of a", depth=9):
         super().__init__()
-        self.clip = clip
+        self.clip = clip.require_vit(type(self).__name__)
         layers = min(len(clip.visual_layers), len(clip.text_layers))
         self.depth = min(depth, layers)
         words = init_context(clip, ctx_init=ctx_init)                                   # [w, D] all the words' tokens

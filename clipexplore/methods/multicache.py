@@ -27,6 +27,10 @@ class StackedEncoder(nn.Module):
         probe = torch.zeros(1, 3, *self.encoders[0].image_size, device=self.device)
         self.dims = [e.encode_image(probe).shape[-1] for e in self.encoders]
 
+    def train(self, mode=True):
+        "Stay in eval mode: the stacked encoders are frozen (a BatchNorm tower's statistics must not move)."
+        return super().train(False)
+
     @property
     def device(self): return self.encoders[0].device
     @property

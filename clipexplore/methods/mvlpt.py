@@ -70,6 +70,7 @@ class MVLPT(Method):
                  proj_dim=128, template="a photo of a {}."):
         super().__init__()
         if variant not in VARIANTS: raise ValueError(f"variant={variant!r}: choose one of {VARIANTS}")
+        if variant != "coop": clip.require_vit(f"MVLPT's {variant.upper()} variant (variant='coop' works on any tower)")
         self.clip, self.variant, self.position, self.proj_dim, self.template = clip, variant, class_token_position, proj_dim, template
         self.n_ctx = n_ctx or (4 if variant == "upt" else 16)
         self.ctx = nn.Parameter(init_context(clip, self.n_ctx).to(clip.device)) if variant != "vpt" else None

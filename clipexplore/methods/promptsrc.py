@@ -46,7 +46,7 @@ class PromptSRC(Method):
     def __init__(self, clip, classnames, n_ctx=4, ctx_init="a photo of a", n_visual=4, depth=9,
                  text_weight=25.0, image_weight=10.0, kl_weight=1.0, teacher_templates=TOY_TEMPLATES, gpa_mean=15, gpa_std=1):
         super().__init__()
-        self.clip, self.teacher_templates = clip, list(teacher_templates)
+        self.clip, self.teacher_templates = clip.require_vit(type(self).__name__), list(teacher_templates)
         self.gpa_mean, self.gpa_std = gpa_mean, gpa_std            # read by `GaussianPromptAggregation()` (below)
         self.text_weight, self.image_weight, self.kl_weight = text_weight, image_weight, kl_weight
         self.text_depth = min(depth, len(clip.text_layers))

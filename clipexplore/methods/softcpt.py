@@ -14,6 +14,7 @@ from torch import nn
 from ..engine import Method, Recipe
 from .coop import PromptEmbeddings, init_context
 from ..tasks import per_task_cross_entropy, union_label_space
+from ..text import check_classnames
 
 # %% ../../nbs/34_softcpt.ipynb #c7f26c03
 class SoftCPT(Method):
@@ -47,6 +48,23 @@ class SoftCPT(Method):
         self.task_texts = [(task_names or {}).get(t, t) for t in tasks]
         self.task_prompt = PromptEmbeddings(self.clip, self.task_texts, self.task_ctx.shape[-2])
         self.class_prompts = nn.ModuleList([PromptEmbeddings(self.clip, classes, self.n_ctx) for classes in tasks.values()])
+
+    def set_classes(self, classnames, slices=None):
+        """Other class names for the trained tasks (base-to-new, cross-dataset): each task's context is still generated from its
+        name; only the class prompts' name tokens are rebuilt. One task takes any names; several need `slices` {task: slice}."""
+        classnames = check_classnames(classnames)
+        if slices is None:
+            if len(self.slices) == 1: slices = {next(iter(self.slices)): slice(0, len(classnames))}
+            elif classnames == self.classnames: slices = self.slices
+            else: raise ValueError(f"SoftCPT has {len(self.slices)} tasks {list(self.slices)}: say which names are whose with "
+                                   "slices={task: slice of classnames} (set_tasks adds or removes tasks)")
+        if list(slices) != list(self.slices):
+            raise ValueError(f"slices name tasks {list(slices)}; this SoftCPT was trained on {list(self.slices)}: new names go to "
+                             "the same tasks in the same order (set_tasks describes other tasks)")
+        tasks = {t: classnames[s] for t, s in slices.items()}
+        if [c for names in tasks.values() for c in names] != classnames:
+            raise ValueError("the slices must cover `classnames` end to end, in order, each name once")
+        self.set_tasks(tasks, dict(zip(self.slices, self.task_texts)))
 
     def task_features(self):
         "The task prompts' text features [T, E], not normalised (as SoftCPT feeds them to the meta-network)."

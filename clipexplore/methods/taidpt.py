@@ -64,7 +64,7 @@ class TaIDPT(Method):
     }
     def __init__(self, clip, classnames, n_ctx=16, scale=4.0, text_temperature=50.0, image_temperature=40.0, local_weight=0.5):
         super().__init__()
-        self.clip, self.scale, self.text_temperature, self.image_temperature = clip, scale, text_temperature, image_temperature
+        self.clip, self.scale, self.text_temperature, self.image_temperature = clip.require_vit("TaI-DPT"), scale, text_temperature, image_temperature
         self.local_weight = local_weight
         self.ctx_global = nn.Parameter(init_context(clip, n_ctx).to(clip.device))
         self.ctx_local = nn.Parameter(init_context(clip, n_ctx).to(clip.device))

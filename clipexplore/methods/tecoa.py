@@ -83,6 +83,7 @@ class TeCoAPrompt(ZeroShotHead, Method):
     def __init__(self, clip, classnames, kind="token", n_tokens=10, pad=None, eps=1 / 255, steps=2, step_size=1 / 255, template="a photo of a {}."):
         super().__init__()
         if kind not in PROMPT_KINDS: raise ValueError(f"kind={kind!r}: choose one of {PROMPT_KINDS}")
+        if "token" in kind: clip.require_vit(f"TeCoA's {kind} prompt")
         self.clip, self.kind, self.templates, self.eps, self.steps, self.step_size = clip, kind, (template,), eps, steps, step_size
         self.tokens = nn.Parameter(torch.randn(n_tokens, clip.vision_width, device=clip.device)) if "token" in kind else None
         size = clip.image_size[0]

@@ -24,7 +24,7 @@ class VPT(Method):
     "Visual prompt tuning: learnable tokens in the first `depth` ViT layers; class text features frozen."
     def __init__(self, clip, classnames, n_tokens=8, depth=None, template="a photo of a {}."):
         super().__init__()
-        self.clip, self.template = clip, template
+        self.clip, self.template = clip.require_vit("VPT"), template
         layers = len(clip.visual_layers)
         self.depth = layers if depth is None else depth
         if not 1 <= self.depth <= layers: raise ValueError(f"depth={depth}: the vision tower has {layers} layers")
