@@ -4,6 +4,8 @@ Both runs use the same seed and the Trainer's own per-epoch validation, so the d
 dashboard's recording and drawing. The dashboard builds its widget and draws its PNG with the
 default throttle (every 20 steps and 3 s at most, each of drawing and embedding frames within 1% of
 wall time by its own measured cost, and once at the end), exactly as in JupyterLab, only without a browser to receive the bytes.
+On top, the dashboard keeps the whole run within the budget: it skips a picture or frame while what it has spent,
+plus that action and the final frame and picture to come, would exceed 90% of 3% of the time trained.
 Target: overhead at most 3% of training time. Two measures: the dashboard's own time (it counts the
 seconds spent in its callbacks) as a share of the plain run, which is exact; and the wall-time
 difference of the two runs, which on a shared 2-core machine carries several percent of noise either

@@ -7,7 +7,7 @@ Docs: https://clipexplore.github.io/clipexplore/concepts.html.md"""
 # %% auto #0
 __all__ = ['TOY_FAMILIES', 'ConceptBank', 'toy_concept_truth', 'concept_scores', 'concept_activations', 'top_concepts',
            'class_concept_profiles', 'plot_concept_profiles', 'concept_auc', 'score_against_truth', 'find_context',
-           'decode_prompt']
+           'decode_prompt', 'context_words']
 
 # %% ../nbs/50_concepts.ipynb #3c435430
 from pathlib import Path
@@ -180,3 +180,9 @@ def decode_prompt(clip, context, k=3):
             row.update(position=m, tokens=" | ".join(f"{_token_text(clip, i)} ({d:.2f})" for d, i in zip(dist[m], ids[m])))
             rows.append(row)
     return Table(rows, title=f"nearest tokens to the learned context (k={k})")
+
+@torch.no_grad()
+def context_words(clip, ctx):
+    "The nearest vocabulary word to each of `ctx`'s vectors [M, D] (a shared context): a list of M strings."
+    ids = torch.cdist(ctx.detach().float().to(clip.token_table.device), clip.token_table.float()).argmin(-1)
+    return [_token_text(clip, i) for i in ids]

@@ -133,6 +133,10 @@ class Method(nn.Module):
         with torch.no_grad(), autocast(self.clip.device):
             return F.normalize(self.clip.encode_image(batch["image"]).float(), dim=-1)
 
+    def learned_image_features(self, batch):
+        "Normalised image features as the method classifies them: the frozen ones, unless it changes them (visual prompts, adapters)."
+        return self.image_features(batch)
+
 # %% ../nbs/06_engine.ipynb #75fb16b8
 TRAINER_SETTINGS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "warmup_epochs", "warmup_lr", "schedule")
 SCHEDULES = ("dassl", "cosine_steps", "constant")

@@ -13,8 +13,8 @@ __all__ = ['RUN_FLAGS', 'NEEDS_OWN_DATA', 'INT_SETTINGS', 'NUMBER_SETTINGS', 'PR
            'coop_image_root', 'holdout', 'toy_data', 'load_data', 'rarest', 'valid_records', 'whole', 'check_seeds',
            'check_shots', 'check_protocol_name', 'check_protocol', 'load_targets', 'check_model', 'load_model',
            'check_out', 'RunPlan', 'jsonable', 'default_out', 'check_run_args', 'launched_accelerator', 'RunContext',
-           'prepared', 'mean_accuracy', 'training_data', 'method_callbacks', 'check_swappable', 'dashboard_fits',
-           'build_method', 'train_method', 'domain_rows', 'valid_key', 'few_shot_rows', 'dg_rows', 'base_to_new_rows',
+           'prepared', 'mean_accuracy', 'training_data', 'method_callbacks', 'check_swappable', 'build_method',
+           'train_method', 'domain_rows', 'valid_key', 'few_shot_rows', 'dg_rows', 'base_to_new_rows',
            'cross_dataset_rows', 'write_rows', 'read_rows', 'run_seed', 'summarize_seeds', 'cell', 'ordered_columns',
            'paper_table', 'run_title', 'write_summary', 'publish_dashboard', 'execute', 'run', 'read_run', 'run_labels',
            'gather_tables', 'table_csv_rows', 'check_csv_path', 'table', 'add_run_parser', 'add_table_parser',
@@ -458,14 +458,6 @@ def check_swappable(method):
         raise RunArgumentError("method", type(method).__name__, f"cannot classify other class names ({e}), which base-to-new and cross-dataset need") from None
     finally: method.set_classes(own)
 
-def dashboard_fits(method):
-    "Whether the Dashboard can draw this method: it calls `class_features()` and `image_features(batch)`, which GOPro, MVLPT and EnPrompt define otherwise."
-    from clipexplore.widgets import class_text_features_of
-    params = inspect.signature(method.image_features).parameters.values()
-    if sum(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) > 1: return False
-    try: class_text_features_of(method); return True
-    except TypeError: return False
-
 def build_method(ctx, classnames, seed):
     "A fresh method for one run, its random initialisation fixed by the seed."
     torch.manual_seed(seed)
@@ -482,9 +474,7 @@ def train_method(ctx, train, seed, folder, valid=None, png=None):
     method = build_method(ctx, train.classes, seed)
     train_data, valid_data = training_data(ctx, method, train, seed), prepared(ctx, method, *valid) if valid else None
     if method.training_free: return method.closed_form_fit(train_data, valid_data) or method
-    drawable = dashboard_fits(method)
-    if png and not drawable: ctx.say(f"  no dashboard: the Dashboard cannot draw {type(method).__name__} (its class_features or image_features take other arguments)")
-    dashboard = Dashboard(display=False, title=f"{type(method).__name__}, seed {seed}") if ctx.main and png and drawable else None
+    dashboard = Dashboard(display=False, title=f"{type(method).__name__}, seed {seed}") if ctx.main and png else None
     callbacks = [*method_callbacks(method), *([dashboard] if dashboard else []), *ctx.callbacks]
     try: trainer = Trainer(method, train_data, valid_data, recipe=ctx.plan.recipe, seed=seed, checkpoint_dir=folder, callbacks=callbacks,
                            accelerator=ctx.accelerator, progress=ctx.main)

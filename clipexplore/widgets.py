@@ -6,9 +6,10 @@ Docs: https://clipexplore.github.io/clipexplore/widgets.html.md"""
 
 # %% auto #0
 __all__ = ['has_frontend', 'figure_png', 'show_static', 'display_figures_as_png', 'new_figure', 'class_text_features_of',
-           'Throttle', 'Recorder', 'PCAProjection', 'EmbeddingMap', 'TrainingFigure', 'Dashboard', 'BackgroundFit',
-           'fit_in_background', 'pca_frames', 'aligned_umap_frames', 'DriftView', 'plot_domain_accuracy',
-           'plot_domain_confusions', 'draw_concepts', 'ConceptExplorer']
+           'Throttle', 'learns_class_texts', 'concept_kind', 'concept_reading', 'Recorder', 'PCAProjection',
+           'EmbeddingMap', 'ConceptPanel', 'TrainingFigure', 'Dashboard', 'BackgroundFit', 'fit_in_background',
+           'pca_frames', 'aligned_umap_frames', 'DriftView', 'plot_domain_accuracy', 'plot_domain_confusions',
+           'draw_concepts', 'ConceptExplorer']
 
 # %% ../nbs/60_widgets.ipynb #821494e4
 import html
@@ -64,16 +65,22 @@ def new_figure(*args, **kwargs):
     return Figure(*args, **kwargs)
 
 # %% ../nbs/60_widgets.ipynb #c34be49e
+def _takes_no_arguments(f):
+    import inspect
+    try: inspect.signature(f).bind()
+    except TypeError: return False
+    return True
+
 def class_text_features_of(method):
     "The method's current class text features [C, E] (normalised), or None if it has none."
     get = getattr(method, "class_features", None)
-    if get is None: return None
+    if get is None or (callable(get) and not _takes_no_arguments(get)): return None      # GOPro, MVLPT: features of a given shift or context
     with torch.no_grad(): feats = get() if callable(get) else get
     return F.normalize(feats.detach().float(), dim=-1).cpu() if torch.is_tensor(feats) and feats.dim() == 2 else None
 
 class Throttle:
-    "Runs an action at most every `seconds`, and never more often than its own duration / `budget` allows."
-    def __init__(self, seconds, budget=0.02): self.seconds, self.budget, self.next = seconds, budget, 0.0
+    "Runs an action at most every `seconds`, and never more often than its own duration / `budget` allows (None: no budget)."
+    def __init__(self, seconds, budget=0.02): self.seconds, self.budget, self.next, self.cost = seconds, budget, 0.0, 0.0
     def due(self): return time.perf_counter() >= self.next
     def wait(self): self.next = time.perf_counter() + self.seconds; return self
 
@@ -82,15 +89,51 @@ class Throttle:
         start = time.perf_counter()
         result = action(*args, **kwargs)
         end = time.perf_counter()
-        self.next = end + max(self.seconds, (end - start) / self.budget)
+        self.cost = end - start
+        self.next = end + max(self.seconds, 0 if self.budget is None else (end - start) / self.budget)
         return result
+
+# %% ../nbs/60_widgets.ipynb #08a0e88e
+def learns_class_texts(method):
+    "True if the method's class text features depend on trainable parameters (so learning moves them)."
+    get = getattr(method, "class_features", None)
+    if not callable(get) or not _takes_no_arguments(get): return False
+    with torch.enable_grad(): feats = get()
+    return torch.is_tensor(feats) and feats.requires_grad
+
+def concept_kind(method):
+    "Where the method's learning shows in concepts: 'visual concepts' (CCLI), 'class texts' (prompt learners) or 'images'."
+    if hasattr(method, "visual_concepts") and hasattr(method, "concept_representation"): return "visual concepts"
+    return "class texts" if learns_class_texts(method) else "images"
+
+def _per_class_mean(values, labels, n_classes):
+    "Mean of `values` [N, M] per class [C, M]; zero for a class without examples."
+    sums = torch.zeros(n_classes, values.shape[1]).index_add_(0, labels, values)
+    return sums / torch.bincount(labels, minlength=n_classes).clamp_min(1)[:, None].float()
+
+@torch.no_grad()
+def concept_reading(kind, bank, method=None, text=None, reference=None, images=None, start_images=None, labels=None):
+    "The classes × concepts matrix [C, M] of a `concept_kind` (see above), or None when its inputs are missing."
+    concepts = bank.features.float().cpu()
+    if kind == "class texts":
+        return None if text is None or reference is None or text.shape != reference.shape else (text - reference) @ concepts.T
+    if images is None or labels is None: return None
+    n = int(labels.max()) + 1 if len(getattr(method, "classnames", []) or []) == 0 else len(method.classnames)
+    if kind == "visual concepts":
+        device = method.visual_concepts.device
+        affinity = method.concept_representation(images.to(device)).float().cpu()
+        z = (affinity - affinity.mean(0)) / affinity.std(0).clamp_min(1e-6)
+        return _per_class_mean(z, labels, n)
+    if start_images is None: return None
+    return _per_class_mean((images - start_images) @ concepts.T, labels, n)
 
 # %% ../nbs/60_widgets.ipynb #b19cd865
 class Recorder(Callback):
-    "Records loss terms per step, accuracy per epoch (per domain; new classes) and embeddings within a time budget."
+    "Records loss terms per step, accuracy per epoch (per domain; new classes), drift, embeddings and learned concepts within a time budget."
     order = 10
-    def __init__(self, valid=None, new=None, probe=None, probe_size=200, embed_every=2.0, budget=0.01):
-        self.valid, self.new, self.probe, self.probe_size = valid, new, probe, probe_size
+    def __init__(self, valid=None, new=None, probe=None, probe_size=200, embed_every=2.0, budget=0.01, concepts="auto"):
+        self.valid, self.new, self.probe, self.probe_size, self.concepts = valid, new, probe, probe_size, concepts
+        self.bank, self.concept_kind = None, None
         self.embedding_throttle, self.drift_throttle = Throttle(embed_every, budget), Throttle(0, budget)
         self.lock, self.steps, self.epochs, self.frames, self.drifts = threading.Lock(), [], [], [], []
         self.reference, self.classnames, self.domain_names, self._probe_batch = None, None, None, None
@@ -107,6 +150,8 @@ class Recorder(Callback):
         if self.reference is None and self.classnames:
             from clipexplore.text import class_text_features
             self.reference = class_text_features(method.clip, self.classnames).float().cpu()
+        self.bank = self._concept_bank(method)
+        self.concept_kind = concept_kind(method) if self.bank is not None else None
         if not self.frames: self.embedding_throttle.run(self._record_embeddings, trainer)   # epoch 0: the start
         if not self.drifts: self._record_drift(trainer)
 
@@ -122,10 +167,22 @@ class Recorder(Callback):
         if self.new is not None: row["new classes"] = new_class_accuracy(trainer.method, self.new)
         with self.lock: self.epochs.append(row)
         if self._drift_due(trainer): self.drift_throttle.run(self._record_drift, trainer)
-        if self.embedding_throttle.due() or trainer.epoch == trainer.epochs: self.embedding_throttle.run(self._record_embeddings, trainer)
+        if (self.embedding_throttle.due() and self.affordable(self.embedding_throttle)) or trainer.epoch == trainer.epochs:
+            self.embedding_throttle.run(self._record_embeddings, trainer)
 
     def after_fit(self, trainer):
         if self.frames and self.frames[-1]["epoch"] != trainer.epoch: self._record_embeddings(trainer)   # stopped early
+
+    def affordable(self, throttle): return True                      # the Dashboard also keeps to a budget for the whole run
+
+    def _concept_bank(self, method):
+        "The bank to read learned concepts against: the one given, the toy world's for the toy CLIP ('auto'), or None."
+        if self.concepts is None or self.concepts is False: return None
+        if self.concepts != "auto": return self.concepts
+        if self.bank is None and getattr(method.clip, "name", None) == "toy":
+            from clipexplore.concepts import ConceptBank
+            self.bank = ConceptBank.from_toyworld(method.clip)
+        return self.bank
 
     drift_points = 20                                    # at least this many drift points over a run, however short
 
@@ -137,7 +194,9 @@ class Recorder(Callback):
     def _drift(self, text):
         "1 - cos between each class's text feature and its zero-shot one, or None if the method has no such features."
         ok = text is not None and self.reference is not None and text.shape == self.reference.shape
-        return (1 - (text * self.reference).sum(-1)).tolist() if ok else None
+        if not ok: return None
+        drift = 1 - (text * self.reference).sum(-1)
+        return drift.masked_fill(drift.abs() < 1e-6, 0).tolist()                 # rounding noise of a fixed text is no drift
 
     @torch.no_grad()
     def _record_drift(self, trainer):
@@ -155,11 +214,22 @@ class Recorder(Callback):
         if self.probe_data is not None:
             batch = self._probe(trainer.device)
             was_training = method.training; method.eval()
-            images = F.normalize(method.image_features(batch).float(), dim=-1).cpu()
+            images = F.normalize(method.learned_image_features(batch).float(), dim=-1).cpu()
             method.train(was_training)
             labels, domains = batch["label"].cpu(), batch["domain"].cpu()
         frame = dict(epoch=trainer.epoch, text=text, drift=drift, images=images, labels=labels, domains=domains)
+        frame.update(self._read_concepts(method, text, images, labels))
         with self.lock: self.frames.append(frame)
+
+    def _read_concepts(self, method, text, images, labels):
+        "This frame's learned-concepts matrix [C, M] and, for a shared learned context, its nearest words."
+        if self.bank is None: return dict(concepts=None, context=None)
+        start = self.frames[0]["images"] if self.frames else images
+        matrix = concept_reading(self.concept_kind, self.bank, method, text, self.reference, images, start, labels)
+        ctx, clip = getattr(method, "ctx", None), method.clip
+        shared = torch.is_tensor(ctx) and ctx.dim() == 2 and ctx.shape[-1] == clip.text_width
+        from clipexplore.concepts import context_words
+        return dict(concepts=matrix, context=context_words(clip, ctx) if shared and self.concept_kind == "class texts" else None)
 
     def _probe(self, device):
         "The first `probe_size` probe examples as one batch, collated once."
@@ -172,7 +242,8 @@ class Recorder(Callback):
     def snapshot(self):
         "Copies of the history (steps, epochs, frames) taken under the lock."
         with self.lock: return dict(steps=list(self.steps), epochs=list(self.epochs), frames=list(self.frames),
-                                    drifts=list(self.drifts), classnames=self.classnames, domain_names=self.domain_names)
+                                    drifts=list(self.drifts), classnames=self.classnames, domain_names=self.domain_names,
+                                    concept_kind=self.concept_kind, concept_names=self.bank.texts if self.bank is not None else None)
 
 # %% ../nbs/60_widgets.ipynb #1430f452
 def _frame_points(frame, image_mean=0, text_mean=0):
@@ -210,7 +281,7 @@ class EmbeddingMap:
         trails = [self.ax.plot([], [], color=colours(c % 10), lw=1)[0] for c in range(n_texts)]
         stars = self.ax.scatter(np.zeros(n_texts), np.zeros(n_texts), marker="*", s=160, c=[colours(c % 10) for c in range(n_texts)],
                                 edgecolors="black", linewidths=0.8, zorder=3)
-        names = [self.ax.annotate(name, (0, 0), fontsize=7, xytext=(4, 4), textcoords="offset points") for name in (classnames or [])[:n_texts]]
+        names = [self.ax.annotate(name, (0, 0), fontsize=7, xytext=(4, 4), textcoords="offset points", parse_math=False) for name in (classnames or [])[:n_texts]]
         return dict(images=images, trails=trails, stars=stars, names=names)
 
     def show(self, frames, coords, k=-1, classnames=None):
@@ -230,28 +301,56 @@ class EmbeddingMap:
         self.ax.set_title(self.title.format(frame["epoch"]), fontsize=9, y=1.0)
         return self.ax
 
+# %% ../nbs/60_widgets.ipynb #284fa37a
+class ConceptPanel:
+    "A frame's learned-concepts matrix as a heatmap of the classes × the `k` concepts that moved most (CCLI: differ most between classes)."
+    titles = {"class texts": "concepts gained (red) / lost (blue)", "visual concepts": "CCLI's visual concepts (z)",
+              "images": "images' concepts moved"}
+
+    def __init__(self, ax, k=8):
+        self.ax, self.k, self.image = ax, k, None
+        ax.set(xticks=[], yticks=[])
+
+    def show(self, frame, kind, names, classnames):
+        "Draw `frame`'s concepts matrix (made once, then updated); the learned context's nearest words below it."
+        matrix = frame["concepts"].numpy()
+        spread = matrix.std(0) if kind == "visual concepts" else np.abs(matrix).max(0)
+        top = np.argsort(-spread, kind="stable")[:self.k]
+        shown, limit = matrix[:, top], max(float(np.abs(matrix[:, top]).max()), 1e-6)
+        if self.image is None:
+            self.image = self.ax.imshow(shown, cmap="RdBu_r", aspect="auto")
+            self.ax.set_yticks(range(len(classnames)), classnames, fontsize=6, parse_math=False)
+        self.image.set_data(shown); self.image.set_clim(-limit, limit)
+        self.ax.set_xticks(range(len(top)), [names[j] for j in top], rotation=40, ha="right", fontsize=6, parse_math=False)
+        self.ax.set_title(f"{self.titles[kind]}, ±{limit:.2g}", fontsize=9, y=1.0)
+        self.ax.set_xlabel(f"context ≈ {' '.join(frame['context'])}" if frame.get("context") else "", fontsize=7, parse_math=False)   # words, not TeX ("$")
+        return self.ax
+
 # %% ../nbs/60_widgets.ipynb #3ae4bc0e
 class TrainingFigure:
-    "Loss terms and lr, accuracy per epoch, drift per class and the embedding map; lines are made once and then only updated."
-    def __init__(self, figsize=(15, 3.4), title=None):
+    "Loss terms and lr, accuracy per epoch, drift per class, the embedding map and learned concepts; artists are made once and then only updated."
+    def __init__(self, figsize=(18, 3.8), title=None):
         self.figure = new_figure(figsize=figsize)
-        self.ax_loss, self.ax_acc, self.ax_drift, self.ax_map = self.figure.subplots(1, 4, gridspec_kw=dict(width_ratios=(1, 1, 1, 0.8)))
+        self.ax_loss, self.ax_acc, self.ax_drift, self.ax_map, self.ax_concepts = self.figure.subplots(
+            1, 5, gridspec_kw=dict(width_ratios=(1, 1, 1, 0.8, 0.9)))
         self.ax_lr, self.lines, self.projection = self.ax_loss.twinx(), {}, None
         self.ax_loss.set(xlabel="epoch", title="loss terms (log), lr (dotted)", yscale="log")
         self.ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="validation accuracy")
         self.ax_drift.set(xlabel="epoch", title="class text drift from zero-shot (1 - cos)")
         self.ax_map.set_title("embedding map")
-        self.map = EmbeddingMap(self.ax_map, title="embedding map, epoch {}")
-        for ax in (self.ax_loss, self.ax_lr, self.ax_acc, self.ax_drift, self.ax_map):
+        self.map, self.concepts = EmbeddingMap(self.ax_map, title="embedding map, epoch {}"), ConceptPanel(self.ax_concepts)
+        self.ax_concepts.set_title("learned concepts")
+        for ax in (self.ax_loss, self.ax_lr, self.ax_acc, self.ax_drift, self.ax_map, self.ax_concepts):
             ax.tick_params(which="both", labelsize=7); ax.xaxis.label.set_fontsize(8); ax.yaxis.label.set_fontsize(8)
             ax.set_title(ax.get_title(), fontsize=9, y=1.0)        # a fixed y: no title placement search on every draw
         for ax in (self.ax_loss, self.ax_acc, self.ax_drift): ax.locator_params(axis="x", nbins=5)
         for ax in (self.ax_lr, self.ax_acc, self.ax_drift): ax.locator_params(axis="y", nbins=5)   # fewer labels: text is most of the drawing time
         self.ax_lr.tick_params(colors="grey")
-        self.figure.subplots_adjust(left=0.045, right=0.99, bottom=0.15, top=0.82, wspace=0.3)   # fixed: tight_layout per redraw costs more than the drawing
+        self.figure.subplots_adjust(left=0.04, right=0.995, bottom=0.2, top=0.84, wspace=0.3)   # fixed: tight_layout per redraw costs more than the drawing
         self.placeholders = {ax: self._placeholder(ax, text) for ax, text in (
             (self.ax_loss, "loss and lr:\nafter the first steps"), (self.ax_acc, "accuracy per domain:\nafter the first epoch"),
-            (self.ax_drift, "drift of each class text:\nonce training starts"), (self.ax_map, "images and class texts:\nonce training starts"))}
+            (self.ax_drift, "drift of each class text:\nonce training starts"), (self.ax_map, "images and class texts:\nonce training starts"),
+            (self.ax_concepts, "learned concepts: once training\nstarts (toy CLIP, or concepts=bank)"))}
         self._hide_ticks(self.ax_lr, True)
         if title: self.set_title(title)
 
@@ -263,7 +362,7 @@ class TrainingFigure:
 
     def _placeholder(self, ax, text):
         "A grey note in the middle of an empty panel, without ticks (no meaningless ±0.05), until its data arrives."
-        if ax is not self.ax_map: self._hide_ticks(ax, True)
+        if ax not in (self.ax_map, self.ax_concepts): self._hide_ticks(ax, True)
         return ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=8, color="grey")
 
     def _filled(self, ax):
@@ -271,7 +370,7 @@ class TrainingFigure:
         note = self.placeholders.pop(ax, None)
         if note is None: return
         note.remove()
-        if ax is not self.ax_map: self._hide_ticks(ax, False)
+        if ax not in (self.ax_map, self.ax_concepts): self._hide_ticks(ax, False)
         if ax is self.ax_loss: self._hide_ticks(self.ax_lr, False)
 
     def set_title(self, title): self.figure.suptitle(title, fontsize=10)
@@ -306,20 +405,26 @@ class TrainingFigure:
             self._filled(self.ax_map)
             self.projection = self.projection or PCAProjection(pictured[0])
             self.map.show(pictured, [self.projection(f) for f in pictured], classnames=snap["classnames"])
+        read = [f for f in frames if f.get("concepts") is not None]
+        if read:
+            self._filled(self.ax_concepts)
+            self.concepts.show(read[-1], snap["concept_kind"], snap["concept_names"], snap["classnames"])
         for ax in (self.ax_loss, self.ax_lr, self.ax_acc, self.ax_drift): ax.relim(); ax.autoscale_view()
         return self.figure
 
 # %% ../nbs/60_widgets.ipynb #c2ff4883
 class Dashboard(Recorder):
-    "Live training dashboard (a Trainer callback): loss terms, lr, accuracy per domain, drift, embedding map; Stop and Pause."
+    "Live training dashboard (a Trainer callback): loss terms, lr, accuracy per domain, drift, embedding map, learned concepts; Stop and Pause."
     def __init__(self, valid=None, new=None, probe=None, every_steps=20, every_seconds=3.0, budget=0.03, display=None,
-                 figsize=(15, 3.4), title=None, dpi=72):
-        super().__init__(valid, new, probe, embed_every=every_seconds, budget=budget / 6)   # embeddings and drift: 1/6 each
+                 figsize=(18, 3.8), title=None, dpi=72, concepts="auto"):
+        share = lambda part: None if budget is None else budget * part                    # None: every chance, whatever it costs
+        super().__init__(valid, new, probe, embed_every=every_seconds, budget=share(1 / 6), concepts=concepts)   # embeddings and drift: 1/6 each
         self.every_steps, self.title, self.dpi = every_steps, title, dpi
-        self.draw_throttle = Throttle(every_seconds, budget * 2 / 3)                        # pictures: 2/3 of the budget
+        self.draw_throttle = Throttle(every_seconds, share(2 / 3))                          # pictures: 2/3 of the budget
         self.foreground = False
         self.live = has_frontend() if display is None else display
         self.view = TrainingFigure(figsize, title)
+        self.budget, self._clock = budget, None                                              # _clock: when the fit started, pauses excluded
         self.redraws, self.seconds, self._stop, self._running = 0, 0.0, False, threading.Event()
         self.state, self.error, self._phase, self._state_lock = "waiting", None, "ready", threading.RLock()   # phase: ready, fitting, over
         self._running.set()
@@ -334,7 +439,9 @@ class Dashboard(Recorder):
         self.status = W.HTML(self._status_html())
         self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger")
         self.pause_button = W.ToggleButton(description="Pause", icon="pause")
+        start = time.perf_counter()
         self.image = W.Image(value=figure_png(self.figure, self.dpi), format="png")      # the empty axes, until training starts
+        self.draw_throttle.cost = 2.5 * (time.perf_counter() - start)                  # a drawn-on figure costs ~2.5x the empty one (measured)
         self.stop_button.on_click(lambda _: self.stop())
         self.pause_button.observe(lambda change: self.pause() if change["new"] else self.unpause(), "value")
         box = W.VBox([W.HBox([self.status, self.stop_button, self.pause_button]), self.image])
@@ -426,22 +533,32 @@ class Dashboard(Recorder):
             if self._phase == "fitting": self._stop = False            # left over from a fit that died with an error
             self._phase, self.foreground = "fitting", threading.current_thread() is threading.main_thread()
             self._set_state("stopped" if self._stop else "training" if self._running.is_set() else "paused")
+        self._clock = time.perf_counter()
         super().before_fit(trainer)
         self.draw_throttle.wait()                             # the first picture after `every_seconds`: short runs draw once, at the end
         if self.title is None: self.title = type(trainer.method).__name__; self.view.set_title(self.title)
 
     def before_batch(self, trainer):
         if not self._stop and not self._running.is_set():      # Pause: wait here, between batches
-            start = time.perf_counter(); self._running.wait(); self.seconds -= time.perf_counter() - start
+            start = time.perf_counter(); self._running.wait(); paused = time.perf_counter() - start
+            self.seconds -= paused; self._clock += paused
         if self._stop: raise StopTraining()
 
     def after_batch(self, trainer):
         super().after_batch(trainer)
-        if self.live and len(self.steps) % self.every_steps == 0 and self.draw_throttle.due(): self.draw_throttle.run(self.redraw)
+        if self.live and len(self.steps) % self.every_steps == 0 and self._may_draw(): self.draw_throttle.run(self.redraw)
 
     def after_epoch(self, trainer):
         super().after_epoch(trainer)
-        if self.live and self.draw_throttle.due(): self.draw_throttle.run(self.redraw)
+        if self.live and self._may_draw(): self.draw_throttle.run(self.redraw)
+
+    def _may_draw(self): return self.draw_throttle.due() and self.affordable(self.draw_throttle)
+
+    def affordable(self, throttle):
+        "Whether the whole run's dashboard time stays within `budget` of its training time after one more `throttle` action and the final picture."
+        if self.budget is None or self._clock is None: return True
+        to_come = self.draw_throttle.cost + self.embedding_throttle.cost                  # the last frame and picture come whatever happens
+        return self.seconds + throttle.cost + to_come <= 0.9 * self.budget * (time.perf_counter() - self._clock)   # 10%: forced drift points
 
     def after_fit(self, trainer):
         super().after_fit(trainer)

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -64,15 +65,22 @@ def jupyterlab(tmp_path):
         except subprocess.TimeoutExpired: os.killpg(server.pid, signal.SIGKILL)
 
 
-@pytest.mark.browser
-def test_dashboard_renders_updates_and_stops_in_jupyterlab(jupyterlab):
+@contextmanager
+def chromium_page(width=1500, height=1000):
+    "A page of headless Chromium driven by Playwright; the browser closes after."
     chromium = browser_or_skip()
     from playwright.sync_api import sync_playwright
-    url, token = jupyterlab
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try: yield browser.new_page(viewport=dict(width=width, height=height))
+        finally: browser.close()
+
+
+@pytest.mark.browser
+def test_dashboard_renders_updates_and_stops_in_jupyterlab(jupyterlab):
+    url, token = jupyterlab
+    with chromium_page() as page:
         try:
-            page = browser.new_page(viewport=dict(width=1500, height=1000))
             page.goto(f"{url}/lab/tree/live.ipynb?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
             page.locator(".jp-StatusBar-TextItem", has_text="Idle").first.wait_for(timeout=120_000)    # the kernel is up
@@ -103,5 +111,3 @@ def test_dashboard_renders_updates_and_stops_in_jupyterlab(jupyterlab):
         except Exception:
             page.screenshot(path=str(Path(tempfile.gettempdir()) / "clipexplore_browser_failure.png"))
             raise
-        finally:
-            browser.close()

@@ -66,7 +66,7 @@ def test_embedding_frames_stay_within_budget(clip, base_new):
 
 def test_dashboard_reuses_one_figure_and_its_artists(clip, base_new):
     train, valid, new = base_new
-    dashboard = Dashboard(valid, new=new, every_steps=1, every_seconds=0, budget=1, display=True)
+    dashboard = Dashboard(valid, new=new, every_steps=1, every_seconds=0, budget=None, display=True)
     figure, pictures = dashboard.figure, []
     dashboard.image.observe(lambda change: pictures.append(change["new"]), "value")
     Trainer(coop(clip, train.classes), train, epochs=30, callbacks=[dashboard], progress=False).fit()
@@ -304,7 +304,7 @@ def test_empty_panels_show_notes_not_ticks_until_their_data_arrives(clip, base_n
     dashboard = Dashboard(valid, display=False)
     view = dashboard.view
     notes = lambda: [t.get_text() for ax in dashboard.figure.axes for t in ax.texts]
-    assert len(notes()) == 4 and all(t.strip() for t in notes())
+    assert len(notes()) == 5 and all(t.strip() for t in notes())               # one per panel, concepts included
     assert not view.ax_acc.yaxis.get_tick_params()["labelleft"]                # no meaningless ±0.05
     Trainer(coop(clip, train.classes), train, epochs=2, callbacks=[dashboard], progress=False).fit()
     view.update(dashboard.snapshot())
@@ -331,3 +331,79 @@ def test_figures_display_as_png_in_ipython():
     fig = new_figure(figsize=(2, 2)); fig.subplots().plot([0, 1])
     data, _ = shell.display_formatter.format(fig)
     assert data["image/png"].startswith(b"\x89PNG")
+
+
+def test_learned_concepts_are_read_live_for_each_kind_of_learner(clip, base_new):
+    "Prompt learners: class texts against the bank (zero at zero-shot) and the context's words; CCLI: visual concepts; adapters: images."
+    from clipexplore.concepts import ConceptBank
+    from clipexplore.methods.adapters import CLIPAdapter
+    from clipexplore.methods.ccli import CCLI
+    train, valid, _ = base_new
+    bank = ConceptBank.from_toyworld(clip)
+    learners = {"class texts": coop(clip, train.classes), "visual concepts": CCLI(clip, train.classes, bank),
+                "images": CLIPAdapter(clip, train.classes)}
+    for kind, method in learners.items():
+        recorder = Recorder(valid, embed_every=0, budget=float("inf"))
+        Trainer(method, train, epochs=8, lr=0.01, callbacks=[recorder], progress=False).fit()
+        first, last = recorder.frames[0], recorder.frames[-1]
+        assert recorder.concept_kind == kind and recorder.bank.texts == bank.texts          # the toy bank by default
+        assert last["concepts"].shape == (len(train.classes), len(bank)) and torch.isfinite(last["concepts"]).all()
+        if kind != "visual concepts":
+            assert first["concepts"].abs().max() < 1e-4 < last["concepts"].abs().max()      # nothing learned yet, then something
+    assert recorder.frames[0]["context"] is None
+    words = Recorder(valid, embed_every=0, budget=float("inf"))
+    Trainer(coop(clip, train.classes), train, epochs=1, callbacks=[words], progress=False).fit()
+    assert words.frames[0]["context"] == ["a", "photo", "of", "a"]                            # CoOp's init, read back in words
+
+
+def test_concept_panel_draws_the_bank_or_says_how_to_get_one(clip, base_new):
+    train, valid, _ = base_new
+    shown = Dashboard(valid, display=False)
+    Trainer(coop(clip, train.classes), train, epochs=3, callbacks=[shown], progress=False).fit()
+    figure = shown.view.update(shown.snapshot())
+    labels = {t.get_text() for t in shown.view.ax_concepts.get_xticklabels()}
+    assert len(labels) == 8 and labels <= set(shown.bank.texts)
+    assert shown.view.ax_concepts.get_xlabel().startswith("context ≈ ")                     # CoOp's learned words, under the heatmap
+    assert shown.view.ax_concepts not in shown.view.placeholders
+    off = Dashboard(valid, display=False, concepts=None)
+    Trainer(coop(clip, train.classes), train, epochs=1, callbacks=[off], progress=False).fit()
+    off.view.update(off.snapshot())
+    assert off.bank is None and off.view.ax_concepts in off.view.placeholders and figure is shown.figure
+
+
+@pytest.mark.parametrize("name", ["GOPro", "EnPrompt", "MVLPT"])
+def test_dashboard_draws_methods_whose_features_take_other_arguments(clip, pool, name):
+    "GOPro's class texts are per image, MVLPT's per context, EnPrompt's images need the texts: all are still drawn."
+    from clipexplore.data import few_shot, subset_classes
+    from clipexplore.methods.enprompt import EnPrompt
+    from clipexplore.methods.gopro import GOPro
+    from clipexplore.methods.mvlpt import MVLPT
+    records = subset_classes(few_shot(pool, 4, seed=2), range(5)).dataset(clip.preprocess)
+    make = dict(GOPro=GOPro, EnPrompt=EnPrompt, MVLPT=lambda clip, classes: MVLPT(clip, classes, "upt"))[name]
+    torch.manual_seed(0)
+    dashboard = Dashboard(records, display=False, every_seconds=0, budget=None)
+    Trainer(make(clip, records.classes), records, epochs=2, batch_size=10, lr=0.01, callbacks=[dashboard], progress=False).fit()
+    first, last = dashboard.frames[0], dashboard.frames[-1]
+    moved = (first["images"] - last["images"]).abs().max()
+    assert first["images"].shape == (len(records), clip.embed_dim) and len(dashboard.frames) == 3
+    assert moved == 0 if name == "GOPro" else moved > 1e-4                 # GOPro prompts the texts only; the others the image tower
+    dashboard.view.update(dashboard.snapshot())
+    assert dashboard.view.ax_map not in dashboard.view.placeholders
+
+
+def test_words_with_dollar_signs_draw_as_words():
+    "A learned context's nearest token can be '$$' (seen in a real run): matplotlib must not parse it as TeX."
+    from clipexplore.widgets import ConceptPanel, figure_png, new_figure
+    figure = new_figure(); panel = ConceptPanel(figure.add_subplot())
+    panel.show(dict(concepts=torch.randn(2, 3), context=["a", "$$", "of"]), "class texts", ["x$", "y", "z"], ["$cat", "dog"])
+    assert figure_png(figure)[:4] == b"\x89PNG" and panel.ax.get_xlabel() == "context ≈ a $$ of"
+
+
+def test_whole_run_budget_counts_what_was_spent_and_the_final_picture_to_come():
+    dashboard = Dashboard(display=False, budget=0.03)
+    dashboard._clock = time.perf_counter() - 10                      # 10 s trained: 0.27 s may go to the dashboard (90% of 3%)
+    dashboard.draw_throttle.cost, dashboard.embedding_throttle.cost = 0.1, 0.05
+    assert dashboard.affordable(dashboard.draw_throttle)             # 0.1 now + 0.15 still to come
+    dashboard.seconds = 0.1
+    assert not dashboard.affordable(dashboard.draw_throttle)         # 0.1 spent + 0.1 + 0.15 > 0.27
+    assert Dashboard(display=False, budget=None).affordable(dashboard.draw_throttle)

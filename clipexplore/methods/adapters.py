@@ -139,11 +139,11 @@ class CLIPAdapter(ZeroShotHead, Method):
         self.adapter = Bottleneck(clip.embed_dim, reduction).to(clip.device)
         self.set_classes(classnames)                      # any class names: the adapter acts on images, the classifier is text
 
-    def adapted_features(self, batch):
+    def learned_image_features(self, batch):
         f = self.image_features(batch)
         return F.normalize(self.alpha * self.adapter(f) + (1 - self.alpha) * f, dim=-1)
 
-    def logits(self, batch): return self.clip.logit_scale * self.adapted_features(batch) @ self.class_features.T
+    def logits(self, batch): return self.clip.logit_scale * self.learned_image_features(batch) @ self.class_features.T
 
 # %% ../../nbs/40_adapters.ipynb #35701fb2
 CLIPAdapter.recipes = {

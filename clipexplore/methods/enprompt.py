@@ -62,6 +62,10 @@ class EnPrompt(Method):
         out = self.clip.encode_image(images, prompts=shallow, deep_prompts=deep, return_tokens=return_tokens)
         return out if return_tokens else F.normalize(out.float(), dim=-1)
 
+    def learned_image_features(self, batch):
+        "Normalised image features [B, E] as the method classifies them (strengthened by the refined class texts)."
+        return self.image_features(batch["image"], self.text_features())
+
     def logits(self, batch):
         text = self.text_features()
         return self.clip.logit_scale * self.image_features(batch["image"], text) @ text.T

@@ -88,6 +88,11 @@ def class_features(self:GOPro, shift):
     return self.prompt.encode_per_image(self.ctx[None] + shift[:, None])
 
 @patch
+def learned_image_features(self:GOPro, batch):
+    "Normalised image features [B, E] of the prompted encoder (the dashboard's embedding map)."
+    return self.encode(batch["image"])[0]
+
+@patch
 def logits(self:GOPro, batch):
     f, shift = self.encode(batch["image"])
     return self.clip.logit_scale * torch.einsum("be,bce->bc", f, self.class_features(shift))

@@ -48,10 +48,12 @@ class MaPLe(Method):
         "The coupled visual prompts of layers 0..J-1: [J, n, D_v]."
         return torch.stack([f(p) for f, p in zip(self.couplers, self.text_prompts())])
 
-    def logits(self, batch):
+    def learned_image_features(self, batch):
         visual = self.visual_prompts()
         image = self.clip.encode_image(batch["image"], prompts=visual[0], deep_prompts=[None] + list(visual[1:]))
-        return self.clip.logit_scale * F.normalize(image.float(), dim=-1) @ self.class_features().T
+        return F.normalize(image.float(), dim=-1)
+
+    def logits(self, batch): return self.clip.logit_scale * self.learned_image_features(batch) @ self.class_features().T
 
 # %% ../../nbs/21_maple.ipynb #7d9931b6
 _MAPLE = "muzairkhattak/multimodal-prompt-learning: configs/trainers/MaPLe/"

@@ -109,6 +109,10 @@ class MVLPT(Method):
         images = self.clip.encode_image(batch["image"], prompts=shallow, deep_prompts=deep, prompts_after_ln_pre=True)
         return F.normalize(images.float(), dim=-1)
 
+    def learned_image_features(self, batch):
+        "Normalised image features [B, E] with the deep visual prompts in use."
+        return self.prompted_image_features(batch, self.prompts()[1])
+
     def logits(self, batch):
         ctx, visual = self.prompts()
         return self.clip.logit_scale * self.prompted_image_features(batch, visual) @ self.class_features(ctx).T

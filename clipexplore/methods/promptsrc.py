@@ -77,8 +77,9 @@ class PromptSRC(Method):
         shallow, deep = deep_prompt_list(self.visual)
         return F.normalize(self.clip.encode_image(images, prompts=shallow, deep_prompts=deep).float(), dim=-1)
 
-    def logits(self, batch):
-        return self.clip.logit_scale * self.prompted_image_features(batch["image"]) @ self.class_features().T
+    def learned_image_features(self, batch): return self.prompted_image_features(batch["image"])
+
+    def logits(self, batch): return self.clip.logit_scale * self.learned_image_features(batch) @ self.class_features().T
 
 # %% ../../nbs/22_promptsrc.ipynb #bbd112a7
 @patch

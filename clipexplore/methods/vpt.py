@@ -35,10 +35,11 @@ class VPT(Method):
         self.classnames = check_classnames(classnames)
         self.register_buffer("class_features", class_text_features(self.clip, self.classnames, [self.template]), persistent=False)
 
-    def logits(self, batch):
+    def learned_image_features(self, batch):
         shallow, deep = deep_prompt_list(self.prompts)
-        image = F.normalize(self.clip.encode_image(batch["image"], prompts=shallow, deep_prompts=deep).float(), dim=-1)
-        return self.clip.logit_scale * image @ self.class_features.T
+        return F.normalize(self.clip.encode_image(batch["image"], prompts=shallow, deep_prompts=deep).float(), dim=-1)
+
+    def logits(self, batch): return self.clip.logit_scale * self.learned_image_features(batch) @ self.class_features.T
 
 # %% ../../nbs/20_vpt.ipynb #51a21586
 _VPT = "muzairkhattak/multimodal-prompt-learning: configs/trainers/VPT/vit_b16_c2_ep5_batch4_4.yaml"
