@@ -7,7 +7,7 @@ Docs: https://clipexplore.github.io/clipexplore/concepts.html.md"""
 # %% auto #0
 __all__ = ['TOY_FAMILIES', 'ConceptBank', 'toy_concept_truth', 'concept_scores', 'concept_activations', 'top_concepts',
            'class_concept_profiles', 'plot_concept_profiles', 'concept_auc', 'score_against_truth', 'find_context',
-           'decode_prompt', 'context_words']
+           'nearest_tokens', 'decode_prompt', 'context_words']
 
 # %% ../nbs/50_concepts.ipynb #3c435430
 from pathlib import Path
@@ -166,15 +166,20 @@ def find_context(method):
     return ctx
 
 @torch.no_grad()
+def nearest_tokens(clip, vectors, k=1):
+    "Distances and ids [M, k] of the `k` vocabulary tokens nearest (Euclidean, as CoOp's interpret_prompt) to each of `vectors` [M, D]."
+    table = clip.token_table.float()                                           # [V, D]
+    return torch.cdist(vectors.detach().float().to(table.device), table).topk(k, largest=False)
+
+@torch.no_grad()
 def decode_prompt(clip, context, k=3):
     "Nearest vocabulary tokens (Euclidean, as CoOp's interpret_prompt) to each context vector: a Table."
     ctx = find_context(context) if not isinstance(context, torch.Tensor) else context
     if ctx.shape[-1] != clip.text_width:
         raise ValueError(f"context vectors have width {ctx.shape[-1]}; {clip.name}'s token embeddings have {clip.text_width}")
-    table = clip.token_table.float()                                           # [V, D]
     rows = []
-    for c, vectors in enumerate(ctx.float().reshape(-1, *ctx.shape[-2:]).to(table.device)):
-        dist, ids = torch.cdist(vectors, table).topk(k, largest=False)          # [M, k]
+    for c, vectors in enumerate(ctx.reshape(-1, *ctx.shape[-2:])):
+        dist, ids = nearest_tokens(clip, vectors, k)                            # [M, k]
         for m in range(len(vectors)):
             row = {"class": c} if ctx.dim() == 3 else {}
             row.update(position=m, tokens=" | ".join(f"{_token_text(clip, i)} ({d:.2f})" for d, i in zip(dist[m], ids[m])))
@@ -184,5 +189,4 @@ def decode_prompt(clip, context, k=3):
 @torch.no_grad()
 def context_words(clip, ctx):
     "The nearest vocabulary word to each of `ctx`'s vectors [M, D] (a shared context): a list of M strings."
-    ids = torch.cdist(ctx.detach().float().to(clip.token_table.device), clip.token_table.float()).argmin(-1)
-    return [_token_text(clip, i) for i in ids]
+    return [_token_text(clip, i) for i in nearest_tokens(clip, ctx)[1][:, 0]]

@@ -118,7 +118,7 @@ def concept_reading(kind, bank, method=None, text=None, reference=None, images=N
     if kind == "class texts":
         return None if text is None or reference is None or text.shape != reference.shape else (text - reference) @ concepts.T
     if images is None or labels is None: return None
-    n = int(labels.max()) + 1 if len(getattr(method, "classnames", []) or []) == 0 else len(method.classnames)
+    n = len(getattr(method, "classnames", None) or []) or int(labels.max()) + 1
     if kind == "visual concepts":
         device = method.visual_concepts.device
         affinity = method.concept_representation(images.to(device)).float().cpu()
