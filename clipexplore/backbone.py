@@ -487,6 +487,13 @@ def _tokenizer(name, config, make):
                       "or point HF_HOME at a cache that holds it") from None
 
 # %% ../nbs/00_backbone.ipynb #417ad562
+def _initialise_random(model):
+    "Initialise what open_clip leaves as `torch.empty` memory in a randomly built model: CoCa's text-decoder projection (it can hold NaN)."
+    proj = getattr(getattr(model, "text_decoder", None), "text_projection", None)
+    if isinstance(proj, nn.Parameter):                        # open_clip's own init_parameters for it is broken and never called
+        with torch.no_grad(): nn.init.normal_(proj, std=proj.shape[0] ** -0.5)
+    return model
+
 def load_clip(name="toy", pretrained=None, device=None):
     "A frozen `CLIP`: the bundled toy model, or any open_clip architecture with a tag, a local file or random weights."
     device = torch.device(device) if device is not None else default_device()
@@ -503,6 +510,7 @@ def load_clip(name="toy", pretrained=None, device=None):
         if "init_logit_bias" in config: raise TypeError(_sigmoid_refusal(name))
         model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained if kind == "tag" else None)
         if kind == "file": load_weights(model, pretrained)
+        if kind == "random": _initialise_random(model)
     return CLIP(model.to(device), tokenizer, preprocess, name=name)
 
 def clip_from_config(config, name="custom", pretrained=None, device=None):
@@ -520,6 +528,7 @@ def clip_from_config(config, name="custom", pretrained=None, device=None):
     custom = config.pop("custom_text", False)
     kind = open_clip.CoCa if "multimodal_cfg" in config else open_clip.CustomTextCLIP if custom else open_clip.model.CLIP
     model = kind(**config)
-    if pretrained is not None: load_weights(model, pretrained)
+    if pretrained is None: _initialise_random(model)
+    else: load_weights(model, pretrained)
     preprocess = open_clip.image_transform(model.visual.image_size, is_train=False)
     return CLIP(model.to(device), tokenizer, preprocess, name=name)
