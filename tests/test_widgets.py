@@ -235,8 +235,8 @@ def test_pause_unpause_and_stop_show_in_the_status_at_once(clip, base_new):
     assert trainer.epoch == 0 and dashboard.steps == [] and dashboard.state == "stopped"   # held, then stopped: no batch ran
 
 
-def live_notebook(epochs, background_stop=False):
-    "A notebook that trains CoOp with a displayed Dashboard (and, optionally, a background run to stop with its button)."
+def live_notebook(epochs):
+    "A notebook that trains CoOp in the cell with a displayed Dashboard."
     import nbformat
     setup = """import torch
 from clipexplore.backbone import load_clip
@@ -254,10 +254,6 @@ dashboard = Dashboard(valid, every_steps=1, every_seconds=1, budget=0.5)
 dashboard"""
     cells = [setup, f"trainer = Trainer(CoOp(clip, pool.classes, n_ctx=4), train, epochs={epochs}, callbacks=[dashboard], progress=False).fit()\n"
                     "print('trained', trainer.epoch, 'epochs,', dashboard.redraws, 'redraws')"]
-    if background_stop:
-        cells.append("steered = Dashboard(valid, every_steps=1, every_seconds=0.5, budget=0.5)\n"
-                     "run = fit_in_background(Trainer(CoOp(clip, pool.classes, n_ctx=4), train, epochs=100_000, callbacks=[steered], progress=False))\n"
-                     "steered")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = dict(name="python3", display_name="Python 3", language="python")
     return nb
@@ -407,3 +403,31 @@ def test_whole_run_budget_counts_what_was_spent_and_the_final_picture_to_come():
     dashboard.seconds = 0.1
     assert not dashboard.affordable(dashboard.draw_throttle)         # 0.1 spent + 0.1 + 0.15 > 0.27
     assert Dashboard(display=False, budget=None).affordable(dashboard.draw_throttle)
+
+
+def test_pictures_drawn_in_a_child_process_reach_the_widget(clip, base_new):
+    "offload=True: the training process only pickles snapshots; the child's PNGs land in the widget, the last one after fit."
+    train, valid, _ = base_new
+    dashboard = Dashboard(valid, every_steps=1, every_seconds=0, budget=None, display=True, offload=True)
+    assert dashboard.pictures is not None and dashboard.pictures.alive
+    pictures = []
+    dashboard.image.observe(lambda change: pictures.append(change["new"]), "value")
+    Trainer(coop(clip, train.classes), train, epochs=20, callbacks=[dashboard], progress=False).fit()
+    deadline = time.perf_counter() + 120                                        # a bounded wait for the last picture, not a timing assert
+    while dashboard.pictures.pending(dashboard._picture_key) and time.perf_counter() < deadline: time.sleep(0.05)
+    assert not dashboard.pictures.pending(dashboard._picture_key) and dashboard.pictures.alive
+    assert dashboard.redraws == len(pictures) >= 1 and all(p[:8] == b"\x89PNG\r\n\x1a\n" for p in pictures)
+    assert "<b>done</b>" in dashboard.status.value
+    assert len(dashboard.view.figure.axes[0].lines) == 0                        # nothing was drawn in this process
+
+
+def test_a_dead_picture_process_falls_back_to_drawing_here(clip, base_new):
+    train, valid, _ = base_new
+    dashboard = Dashboard(valid, every_steps=1, every_seconds=0, budget=None, display=True, offload=True)
+    process = dashboard.pictures
+    process.process.kill(); process.process.wait()
+    deadline = time.perf_counter() + 60
+    while process.alive and time.perf_counter() < deadline: time.sleep(0.05)
+    assert not process.alive
+    Trainer(coop(clip, train.classes), train, epochs=2, callbacks=[dashboard], progress=False).fit()
+    assert dashboard.redraws >= 1 and len(dashboard.view.figure.axes[0].lines) > 0      # drawn in this process instead
