@@ -175,8 +175,8 @@ class Recorder(Callback):
 
     def after_epoch(self, trainer):
         if self.valid is trainer.valid and self.new is None: self._record_accuracy(trainer)       # the Trainer's own table: free
-        elif self._accuracy_due(trainer): self.accuracy_throttle.run(self._record_accuracy, trainer)
-        if self._drift_due(trainer): self.drift_throttle.run(self._record_drift, trainer)
+        elif self._due(self.accuracy_throttle, self.epochs, self.accuracy_points, trainer): self.accuracy_throttle.run(self._record_accuracy, trainer)
+        if self._due(self.drift_throttle, self.drifts, self.drift_points, trainer): self.drift_throttle.run(self._record_drift, trainer)
         if (self.embedding_throttle.due() and self.affordable(self.embedding_throttle)) or trainer.epoch == trainer.epochs:
             self.embedding_throttle.run(self._record_embeddings, trainer)
 
@@ -196,10 +196,10 @@ class Recorder(Callback):
 
     drift_points = accuracy_points = 10                  # at least this many drift and accuracy points over a run, however short
 
-    def _accuracy_due(self, trainer):
-        "Evaluate now? Whenever the budget allows, and at least every 1/`accuracy_points` of the run (and at its end)."
-        last = self.epochs[-1]["epoch"] if self.epochs else 0
-        return self.accuracy_throttle.due() or trainer.epoch >= min(trainer.epochs, last + trainer.epochs / self.accuracy_points)
+    def _due(self, throttle, history, points, trainer):
+        "Record now? Whenever `throttle`'s budget allows, and at least `points` times a run (and at its end)."
+        last = history[-1]["epoch"] if history else 0
+        return throttle.due() or trainer.epoch >= min(trainer.epochs, last + trainer.epochs / points)
 
     def _record_accuracy(self, trainer):
         "Accuracy per domain (the Trainer's table when it validates on the same set) and, given `new`, on new classes."
@@ -209,10 +209,6 @@ class Recorder(Callback):
         if self.new is not None: row["new classes"] = new_class_accuracy(trainer.method, self.new)
         with self.lock: self.epochs.append(row)
 
-    def _drift_due(self, trainer):
-        "Record drift now? Whenever the budget allows, and at least every 1/`drift_points` of the run (and at its end)."
-        last = self.drifts[-1]["epoch"] if self.drifts else 0
-        return self.drift_throttle.due() or trainer.epoch >= min(trainer.epochs, last + trainer.epochs / self.drift_points)
 
     def _drift(self, text):
         "1 - cos between each class's text feature and its zero-shot one, or None if the method has no such features."

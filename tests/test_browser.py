@@ -82,14 +82,19 @@ def chromium_page(width=1500, height=1000):
         finally: browser.close()
 
 
+def open_notebook(page, served, name):
+    "Open notebook `name` in JupyterLab and wait until its kernel is idle."
+    url, token = served
+    page.goto(f"{url}/lab/tree/{name}?token={token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    page.locator(".jp-StatusBar-TextItem", has_text="Idle").first.wait_for(timeout=120_000)
+
+
 @pytest.mark.browser
 def test_dashboard_renders_and_updates_in_jupyterlab(jupyterlab):
-    url, token = jupyterlab
     with chromium_page() as page:
         try:
-            page.goto(f"{url}/lab/tree/live.ipynb?token={token}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-            page.locator(".jp-StatusBar-TextItem", has_text="Idle").first.wait_for(timeout=120_000)    # the kernel is up
+            open_notebook(page, jupyterlab, "live.ipynb")
             page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt").click()            # select the first cell
             page.keyboard.press("Escape")
             for _ in range(page.locator(".jp-Notebook .jp-Cell").count()): page.keyboard.press("Shift+Enter")   # run each, in order
@@ -131,12 +136,9 @@ def coop_notebook(tmp_path):
 @pytest.mark.browser
 def test_student_runs_all_of_11_coop_then_pauses_and_stops(coop_notebook):
     "A student's path: open 11_coop, Run All Cells, watch the dashboard update, Pause (the steps freeze), Stop (the status says so)."
-    url, token = coop_notebook
     with chromium_page() as page:
         try:
-            page.goto(f"{url}/lab/tree/11_coop.ipynb?token={token}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-            page.locator(".jp-StatusBar-TextItem", has_text="Idle").first.wait_for(timeout=120_000)    # the kernel is up
+            open_notebook(page, coop_notebook, "11_coop.ipynb")
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
 

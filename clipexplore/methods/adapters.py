@@ -12,6 +12,7 @@ import itertools
 from functools import partial
 
 import torch
+from fastcore.basics import patch
 import torch.nn.functional as F
 from torch import nn
 
@@ -29,7 +30,7 @@ def cache_affinity(features, keys, beta):
     "Tip-Adapter's affinity exp(-beta (1 - cos)) between normalised features [B, E] and keys [N, E]: [B, N]."
     return torch.exp(-beta * (1 - features @ keys.T))
 
-# %% ../../nbs/40_adapters.ipynb #bdfcb05e
+# %% ../../nbs/40_adapters.ipynb #a82eb474
 class TipAdapter(Method):
     "Tip-Adapter: zero-shot logits + alpha * (affinity to the cached few-shot features) @ their one-hot labels."
     uses_image_features = True
@@ -46,50 +47,60 @@ class TipAdapter(Method):
         self.register_buffer("keys", torch.zeros(0, clip.embed_dim, device=clip.device))
         self.register_buffer("values", torch.zeros(0, len(self.classnames), device=clip.device))
 
-    def set_classes(self, classnames):
-        if list(classnames) != self.classnames:
-            raise ValueError("the cache's values are one-hot over the training classes: Tip-Adapter cannot classify new class names")
+    def _set_keys(self, keys): self.keys = keys      # the one place the keys are written: Tip-Adapter-F makes them a parameter
 
-    def init_from_data(self, train):
-        "Keys: the training features (mean over augmented views); values: their one-hot labels."
-        keys, labels = training_features(self, train)
-        self._set_keys(keys.to(self.class_features.device))
-        self.values = F.one_hot(labels.long(), len(self.classnames)).float().to(self.keys.device)
-        return self
+# %% ../../nbs/40_adapters.ipynb #a3d4820a
+@patch
+def set_classes(self:TipAdapter, classnames):
+    if list(classnames) != self.classnames:
+        raise ValueError("the cache's values are one-hot over the training classes: Tip-Adapter cannot classify new class names")
 
-    def closed_form_fit(self, train, valid=None):
-        "Build the cache; search alpha and beta on `valid` if given (never on test)."
-        self.init_from_data(train)
-        return self.search(valid) if valid is not None else self
+@patch
+def init_from_data(self:TipAdapter, train):
+    "Keys: the training features (mean over augmented views); values: their one-hot labels."
+    keys, labels = training_features(self, train)
+    self._set_keys(keys.to(self.class_features.device))
+    self.values = F.one_hot(labels.long(), len(self.classnames)).float().to(self.keys.device)
+    return self
 
-    def logits(self, batch, alpha=None, beta=None):
-        if len(self.keys) == 0: raise RuntimeError("empty cache: call closed_form_fit(train) first")
-        f = self.image_features(batch)
-        cache = cache_affinity(f, self.keys, self.beta if beta is None else beta) @ self.values
-        return self.clip.logit_scale * f @ self.class_features.T + (self.alpha if alpha is None else alpha) * cache
+@patch
+def closed_form_fit(self:TipAdapter, train, valid=None):
+    "Build the cache; search alpha and beta on `valid` if given (never on test)."
+    self.init_from_data(train)
+    return self.search(valid) if valid is not None else self
 
-    @torch.no_grad()
-    def search(self, valid, alphas=ALPHAS, betas=BETAS):
-        "Set alpha and beta to the grid point with the best accuracy on `valid`."
-        valid = as_features(self, valid)
-        batch, labels = {"image_features": valid.features.to(self.keys.device)}, valid.labels.to(self.keys.device)
-        accuracy = {(a, b): (self.logits(batch, a, b).argmax(1) == labels).float().mean().item()
-                    for a, b in itertools.product(alphas, betas)}
-        self.alpha, self.beta = max(accuracy, key=accuracy.get)
-        return self
+# %% ../../nbs/40_adapters.ipynb #62302042
+@patch
+def logits(self:TipAdapter, batch, alpha=None, beta=None):
+    if len(self.keys) == 0: raise RuntimeError("empty cache: call closed_form_fit(train) first")
+    f = self.image_features(batch)
+    cache = cache_affinity(f, self.keys, self.beta if beta is None else beta) @ self.values
+    return self.clip.logit_scale * f @ self.class_features.T + (self.alpha if alpha is None else alpha) * cache
 
-    def trainable_state(self):
-        return {"keys": self.keys.detach(), "values": self.values, "alpha": torch.tensor(self.alpha, dtype=torch.float64),
-                "beta": torch.tensor(self.beta, dtype=torch.float64)}
+@patch
+@torch.no_grad()
+def search(self:TipAdapter, valid, alphas=TipAdapter.ALPHAS, betas=TipAdapter.BETAS):
+    "Set alpha and beta to the grid point with the best accuracy on `valid`."
+    valid = as_features(self, valid)
+    batch, labels = {"image_features": valid.features.to(self.keys.device)}, valid.labels.to(self.keys.device)
+    accuracy = {(a, b): (self.logits(batch, a, b).argmax(1) == labels).float().mean().item()
+                for a, b in itertools.product(alphas, betas)}
+    self.alpha, self.beta = max(accuracy, key=accuracy.get)
+    return self
 
-    def load_trainable_state(self, state, strict=True):
-        missing = [k for k in ("keys", "values") if k not in state]
-        if missing: raise KeyError(f"checkpoint lacks the cache's {missing}: is it another method's?")
-        self._set_keys(state["keys"].to(self.class_features.device))
-        self.values = state["values"].to(self.class_features.device)
-        self.alpha, self.beta = float(state.get("alpha", self.alpha)), float(state.get("beta", self.beta))
+# %% ../../nbs/40_adapters.ipynb #13e0c113
+@patch
+def trainable_state(self:TipAdapter):
+    return {"keys": self.keys.detach(), "values": self.values, "alpha": torch.tensor(self.alpha, dtype=torch.float64),
+            "beta": torch.tensor(self.beta, dtype=torch.float64)}
 
-    def _set_keys(self, keys): self.keys = keys
+@patch
+def load_trainable_state(self:TipAdapter, state, strict=True):
+    missing = [k for k in ("keys", "values") if k not in state]
+    if missing: raise KeyError(f"checkpoint lacks the cache's {missing}: is it another method's?")
+    self._set_keys(state["keys"].to(self.class_features.device))
+    self.values = state["values"].to(self.class_features.device)
+    self.alpha, self.beta = float(state.get("alpha", self.alpha)), float(state.get("beta", self.beta))
 
 # %% ../../nbs/40_adapters.ipynb #3c2989a3
 class TipAdapterF(TipAdapter):

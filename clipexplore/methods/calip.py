@@ -9,6 +9,7 @@ __all__ = ['calip_attention', 'global_and_patch_features', 'CALIP']
 
 # %% ../../nbs/41_calip.ipynb #c14f6d4e
 import torch
+from fastcore.basics import patch
 import torch.nn.functional as F
 from torch import nn
 
@@ -30,7 +31,12 @@ def global_and_patch_features(clip, images):
     with autocast(clip.device): pooled, tokens = clip.encode_image(images, return_tokens=True)
     return F.normalize(pooled.float(), dim=-1), F.normalize(tokens.float(), dim=-1)
 
-# %% ../../nbs/41_calip.ipynb #45bbb583
+# %% ../../nbs/41_calip.ipynb #86063616
+def _identity_linear(dim):
+    layer = nn.Linear(dim, dim, bias=False)
+    nn.init.eye_(layer.weight)
+    return layer
+
 class CALIP(ZeroShotHead, Method):
     "CALIP: zero-shot logits + beta2 * visual-aware texts + beta3 * text-aware visual; `few_shot=True` adds identity-initialised linear maps."
     BETA2 = 0.001 + torch.arange(200, dtype=torch.float64) * (2.0 - 0.001) / 200      # the official grid: [0.001, 2) in 200 steps
@@ -53,44 +59,46 @@ class CALIP(ZeroShotHead, Method):
     @beta3.setter
     def beta3(self, value): self.betas[1] = value
 
-    def learned_buffers(self):
-        "The searched betas are learned state too: checkpoints and `load_learned` carry them with the linear maps."
-        return {**super().learned_buffers(), "betas": self.betas}
+# %% ../../nbs/41_calip.ipynb #f38986a1
+@patch
+def learned_buffers(self:CALIP):
+    "The searched betas are learned state too: checkpoints and `load_learned` carry them with the linear maps."
+    return {**super(CALIP, self).learned_buffers(), "betas": self.betas}
 
-    def logit_terms(self, pooled, spatial):
-        "The three logits [3, B, K]: zero-shot, visual-aware text, text-aware visual."
-        text = self.class_features
-        if self.few_shot: spatial, text = self.spatial_map(spatial), self.text_map(text)
-        aware_text, aware_visual = calip_attention(spatial, text, self.temperature)
-        s = self.clip.logit_scale
-        return torch.stack([s * pooled @ self.class_features.T, s * (pooled[:, None] * aware_text).sum(-1), s * aware_visual @ self.class_features.T])
+@patch
+def logit_terms(self:CALIP, pooled, spatial):
+    "The three logits [3, B, K]: zero-shot, visual-aware text, text-aware visual."
+    text = self.class_features
+    if self.few_shot: spatial, text = self.spatial_map(spatial), self.text_map(text)
+    aware_text, aware_visual = calip_attention(spatial, text, self.temperature)
+    s = self.clip.logit_scale
+    return torch.stack([s * pooled @ self.class_features.T, s * (pooled[:, None] * aware_text).sum(-1), s * aware_visual @ self.class_features.T])
 
-    def logits(self, batch):
-        zero_shot, visual_aware, text_aware = self.logit_terms(*global_and_patch_features(self.clip, batch["image"]))
-        return zero_shot + self.beta2 * visual_aware + self.beta3 * text_aware
+@patch
+def logits(self:CALIP, batch):
+    zero_shot, visual_aware, text_aware = self.logit_terms(*global_and_patch_features(self.clip, batch["image"]))
+    return zero_shot + self.beta2 * visual_aware + self.beta3 * text_aware
 
-    @torch.no_grad()
-    def search(self, valid, batch_size=256):
-        "Set beta2 and beta3 to the best point of the official 200 x 200 grid on `valid` (never on test)."
-        terms, labels = [], []
-        for batch in batches(valid, self.clip.device, batch_size):
-            terms.append(self.logit_terms(*global_and_patch_features(self.clip, batch["image"]))); labels.append(batch["label"])
-        (zero_shot, visual_aware, text_aware), labels = torch.cat(terms, dim=1), torch.cat(labels)
-        b2, b3 = self.BETA2.float().to(labels.device), self.BETA3.float().to(labels.device)
-        accuracy = torch.stack([((zero_shot + b * visual_aware)[None] + b3[:, None, None] * text_aware).argmax(-1).eq(labels).float().mean(-1)
-                                for b in b2])                                    # [200 beta2, 200 beta3]
-        best = int(accuracy.argmax())
-        self.beta2, self.beta3 = float(self.BETA2[best // len(b3)]), float(self.BETA3[best % len(b3)])
-        return self
+# %% ../../nbs/41_calip.ipynb #e1dd5f8b
+@patch
+@torch.no_grad()
+def search(self:CALIP, valid, batch_size=256):
+    "Set beta2 and beta3 to the best point of the official 200 x 200 grid on `valid` (never on test)."
+    terms, labels = [], []
+    for batch in batches(valid, self.clip.device, batch_size):
+        terms.append(self.logit_terms(*global_and_patch_features(self.clip, batch["image"]))); labels.append(batch["label"])
+    (zero_shot, visual_aware, text_aware), labels = torch.cat(terms, dim=1), torch.cat(labels)
+    b2, b3 = self.BETA2.float().to(labels.device), self.BETA3.float().to(labels.device)
+    accuracy = torch.stack([((zero_shot + b * visual_aware)[None] + b3[:, None, None] * text_aware).argmax(-1).eq(labels).float().mean(-1)
+                            for b in b2])                                    # [200 beta2, 200 beta3]
+    best = int(accuracy.argmax())
+    self.beta2, self.beta3 = float(self.BETA2[best // len(b3)]), float(self.BETA3[best % len(b3)])
+    return self
 
-    def after_fit(self, trainer):
-        "CALIP-FS: search the betas on the Trainer's validation set after training."
-        if trainer.valid is not None: self.search(trainer.valid)
-
-def _identity_linear(dim):
-    layer = nn.Linear(dim, dim, bias=False)
-    nn.init.eye_(layer.weight)
-    return layer
+@patch
+def after_fit(self:CALIP, trainer):
+    "CALIP-FS: search the betas on the Trainer's validation set after training."
+    if trainer.valid is not None: self.search(trainer.valid)
 
 # %% ../../nbs/41_calip.ipynb #7c435cac
 CALIP.recipes = {

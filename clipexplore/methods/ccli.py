@@ -10,6 +10,7 @@ __all__ = ['select_visual_concepts', 'CCLI']
 # %% ../../nbs/55_ccli.ipynb #cc21394a
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from ..engine import Method, Recipe
@@ -23,7 +24,7 @@ def select_visual_concepts(features, text_concepts, top_k=8):
     top = (text_concepts @ features.T).topk(min(top_k, len(features)), dim=1).indices    # [M, K]
     return F.normalize(features[top].mean(1), dim=-1)
 
-# %% ../../nbs/55_ccli.ipynb #a43ca57f
+# %% ../../nbs/55_ccli.ipynb #d7aebcc0
 class CCLI(Method):
     "Zero-shot CLIP + alpha * a linear concept inference network over affinities to learned visual concepts."
     uses_image_features = True
@@ -38,22 +39,28 @@ class CCLI(Method):
         self.inference = nn.Linear(len(bank), len(self.classnames)).to(clip.device)
         nn.init.zeros_(self.inference.weight); nn.init.zeros_(self.inference.bias)
 
-    def set_classes(self, classnames):
-        if list(classnames) != self.classnames:
-            raise ValueError("the concept inference network maps to the training classes: CCLI cannot classify new class names")
+# %% ../../nbs/55_ccli.ipynb #9645ba5e
+@patch
+def set_classes(self:CCLI, classnames):
+    if list(classnames) != self.classnames:
+        raise ValueError("the concept inference network maps to the training classes: CCLI cannot classify new class names")
 
-    def init_from_data(self, train):
-        "Learn the initial visual concepts from the training features."
-        feats = training_features(self, train)[0].to(self.text_concepts.device)
-        with torch.no_grad(): self.visual_concepts.copy_(select_visual_concepts(feats, self.text_concepts, self.top_k))
+@patch
+def init_from_data(self:CCLI, train):
+    "Learn the initial visual concepts from the training features."
+    feats = training_features(self, train)[0].to(self.text_concepts.device)
+    with torch.no_grad(): self.visual_concepts.copy_(select_visual_concepts(feats, self.text_concepts, self.top_k))
 
-    def concept_representation(self, image_features):
-        "Affinity of each image to each visual concept: [B, M]."
-        return cache_affinity(image_features, F.normalize(self.visual_concepts, dim=-1), self.beta)
+# %% ../../nbs/55_ccli.ipynb #74374605
+@patch
+def concept_representation(self:CCLI, image_features):
+    "Affinity of each image to each visual concept: [B, M]."
+    return cache_affinity(image_features, F.normalize(self.visual_concepts, dim=-1), self.beta)
 
-    def logits(self, batch):
-        f = self.image_features(batch)
-        return self.clip.logit_scale * f @ self.class_features.T + self.alpha * self.inference(self.concept_representation(f))
+@patch
+def logits(self:CCLI, batch):
+    f = self.image_features(batch)
+    return self.clip.logit_scale * f @ self.class_features.T + self.alpha * self.inference(self.concept_representation(f))
 
 # %% ../../nbs/55_ccli.ipynb #b2cfcae9
 CCLI.recipes = {

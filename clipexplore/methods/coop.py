@@ -10,6 +10,7 @@ __all__ = ['PromptEmbeddings', 'assemble_prompts', 'init_context', 'CoOp', 'Hand
 # %% ../../nbs/11_coop.ipynb #cf2dab16
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from ..engine import Method, Recipe
@@ -34,23 +35,6 @@ class PromptEmbeddings(nn.Module):
         self.register_buffer("eot", eot, persistent=False)
         self.name_lens = name_lens
 
-    def features(self, ctx, deep_prompts=None, position="end"):
-        "Text features [C, E], not normalised, with context `ctx` ([M, D] shared or [C, M, D]) at `position` (see `assemble_prompts`)."
-        ctx = ctx.expand(len(self.classnames), -1, -1) if ctx.dim() == 2 else ctx
-        emb = assemble_prompts(self.prefix, ctx.to(self.prefix.dtype), self.suffix, self.name_lens, position)
-        return self.clip.encode_embeddings(emb, self.eot, deep_prompts)
-
-    def encode(self, ctx, deep_prompts=None, position="end"):
-        "Normalised text features [C, E] with context `ctx` ([M, D] shared or [C, M, D]) after the SOS token (or around the name)."
-        return F.normalize(self.features(ctx, deep_prompts, position).float(), dim=-1)
-
-    def encode_per_image(self, ctx):
-        "Normalised text features [B, C, E] with each image's own context `ctx` [B, M, D]."
-        B, C = ctx.shape[0], len(self.classnames)
-        ctx = ctx[:, None].expand(B, C, -1, -1).reshape(B * C, *ctx.shape[1:])
-        emb = torch.cat([self.prefix.repeat(B, 1, 1), ctx.to(self.prefix.dtype), self.suffix.repeat(B, 1, 1)], dim=1)
-        return F.normalize(self.clip.encode_embeddings(emb, self.eot.repeat(B)).float(), dim=-1).view(B, C, -1)
-
 # %% ../../nbs/11_coop.ipynb #372f3324
 def assemble_prompts(prefix, ctx, suffix, name_lens, position="end"):
     "Token embeddings [C, L, D] of prompts with context `ctx` [C, M, D] placed around the class tokens."
@@ -63,6 +47,27 @@ def assemble_prompts(prefix, ctx, suffix, name_lens, position="end"):
         else: raise ValueError(f"class_token_position={position!r}: choose 'end', 'middle' or 'front'")
         rows.append(torch.cat(parts, dim=1))
     return torch.cat(rows, dim=0)
+
+# %% ../../nbs/11_coop.ipynb #7071165e
+@patch
+def features(self:PromptEmbeddings, ctx, deep_prompts=None, position="end"):
+    "Text features [C, E], not normalised, with context `ctx` ([M, D] shared or [C, M, D]) at `position` (see `assemble_prompts`)."
+    ctx = ctx.expand(len(self.classnames), -1, -1) if ctx.dim() == 2 else ctx
+    emb = assemble_prompts(self.prefix, ctx.to(self.prefix.dtype), self.suffix, self.name_lens, position)
+    return self.clip.encode_embeddings(emb, self.eot, deep_prompts)
+
+@patch
+def encode(self:PromptEmbeddings, ctx, deep_prompts=None, position="end"):
+    "Normalised text features [C, E] with context `ctx` ([M, D] shared or [C, M, D]) after the SOS token (or around the name)."
+    return F.normalize(self.features(ctx, deep_prompts, position).float(), dim=-1)
+
+@patch
+def encode_per_image(self:PromptEmbeddings, ctx):
+    "Normalised text features [B, C, E] with each image's own context `ctx` [B, M, D]."
+    B, C = ctx.shape[0], len(self.classnames)
+    ctx = ctx[:, None].expand(B, C, -1, -1).reshape(B * C, *ctx.shape[1:])
+    emb = torch.cat([self.prefix.repeat(B, 1, 1), ctx.to(self.prefix.dtype), self.suffix.repeat(B, 1, 1)], dim=1)
+    return F.normalize(self.clip.encode_embeddings(emb, self.eot.repeat(B)).float(), dim=-1).view(B, C, -1)
 
 # %% ../../nbs/11_coop.ipynb #e342871c
 def init_context(clip, n_ctx=16, ctx_init=None, n_classes=None):
@@ -98,16 +103,20 @@ class CoOp(Method):
             raise ValueError("class-specific context is tied to the training classes; use unified context for new classes")
         self.prompt.set_classes(classnames)
 
-    def context(self):
-        "The context per class: [C, M, D]."
-        return self.ctx if self.ctx.dim() == 3 else self.ctx.expand(len(self.classnames), -1, -1)
+# %% ../../nbs/11_coop.ipynb #d5b3889b
+@patch
+def context(self:CoOp):
+    "The context per class: [C, M, D]."
+    return self.ctx if self.ctx.dim() == 3 else self.ctx.expand(len(self.classnames), -1, -1)
 
-    def class_features(self):
-        "Normalised text features [C, E] of the learned prompts."
-        return self.prompt.encode(self.context(), position=self.position)
+@patch
+def class_features(self:CoOp):
+    "Normalised text features [C, E] of the learned prompts."
+    return self.prompt.encode(self.context(), position=self.position)
 
-    def logits(self, batch):
-        return self.clip.logit_scale * self.image_features(batch) @ self.class_features().T
+@patch
+def logits(self:CoOp, batch):
+    return self.clip.logit_scale * self.image_features(batch) @ self.class_features().T
 
 # %% ../../nbs/11_coop.ipynb #5cc9293e
 _COOP = "KaiyangZhou/CoOp: configs/trainers/CoOp/vit_b16.yaml (= rn50.yaml, the paper's 8/16-shot setting); scripts/coop/main.sh"

@@ -84,6 +84,7 @@ def partners(self:CPL, f, y):
         neg_class = torch.where(stored, neighbour, neg_class)
     return f_neg, neg_class
 
+# %% ../../nbs/16_cpl.ipynb #0fc22825
 @patch
 def counterfactual_terms(self:CPL, f, texts, y, f_neg, u_star):
     "Per sample [B]: the contrast of every class text between factual and counterfactual, and the mixed mask's norm."
@@ -92,6 +93,7 @@ def counterfactual_terms(self:CPL, f, texts, y, f_neg, u_star):
     pair = torch.stack([torch.einsum("be,bce->bc", f, texts), torch.einsum("be,bce->bc", f_cf, texts)], dim=-1)
     return -F.log_softmax(pair, dim=-1)[..., 0].mean(-1), u.norm(dim=-1)   # official xloss_compute, mean over classes
 
+# %% ../../nbs/16_cpl.ipynb #48d0680f
 @patch
 def loss(self:CPL, batch):
     f, y = self.image_features(batch), batch["label"]

@@ -7,13 +7,14 @@ Docs: https://clipexplore.github.io/clipexplore/dualcoop.html.md"""
 # %% auto #0
 __all__ = ['region_features', 'RegionDataset', 'asymmetric_loss', 'DualCoOp', 'multilabel_scores', 'RegionZeroShot']
 
-# %% ../../nbs/31_dualcoop.ipynb #fa603cfe
+# %% ../../nbs/31_dualcoop.ipynb #cbe7df94
 import copy
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
+from fastcore.basics import patch
 
 from ..backbone import autocast
 from ..engine import Method, Recipe, batches
@@ -21,13 +22,14 @@ from .coop import PromptEmbeddings, init_context
 from ..text import check_classnames
 from ..tasks import check_multilabel_targets, mean_average_precision
 
-# %% ../../nbs/31_dualcoop.ipynb #7bd356c9
+# %% ../../nbs/31_dualcoop.ipynb #4a7b0da9
 @torch.no_grad()
 def region_features(clip, images):
     "Normalised region features [B, 1 + HW, E]: the pooled token, then the projected patch tokens."
     with autocast(clip.device): pooled, tokens = clip.encode_image(images.to(clip.device), return_tokens=True)
     return F.normalize(torch.cat([pooled[:, None], tokens], 1).float(), dim=-1)
 
+# %% ../../nbs/31_dualcoop.ipynb #f81f8e34
 class RegionDataset(Dataset):
     "A multi-label dataset's region features, encoded once, with its targets (unknown = -1) and domains."
     def __init__(self, clip, dataset, targets=None, batch_size=128):
@@ -43,13 +45,15 @@ class RegionDataset(Dataset):
     def __len__(self): return len(self.targets)
     def __getitem__(self, i): return dict(region_features=self.features[i], target=self.targets[i], domain=self.domains[i], index=i)
 
-    def with_classes(self, labels):
-        "The same regions labelled with classes `labels` only; images with none of them dropped (seen/unseen splits)."
-        out, labels = copy.copy(self), list(labels)
-        keep = (self.targets[:, labels] == 1).any(1)
-        out.features, out.domains = self.features[keep], self.domains[keep]
-        out.targets, out.classes = check_multilabel_targets(self.targets[keep][:, labels]), [self.classes[c] for c in labels]
-        return out
+# %% ../../nbs/31_dualcoop.ipynb #f4771531
+@patch
+def with_classes(self:RegionDataset, labels):
+    "The same regions labelled with classes `labels` only; images with none of them dropped (seen/unseen splits)."
+    out, labels = copy.copy(self), list(labels)
+    keep = (self.targets[:, labels] == 1).any(1)
+    out.features, out.domains = self.features[keep], self.domains[keep]
+    out.targets, out.classes = check_multilabel_targets(self.targets[keep][:, labels]), [self.classes[c] for c in labels]
+    return out
 
 # %% ../../nbs/31_dualcoop.ipynb #ca370203
 def asymmetric_loss(p, targets, gamma_pos=1.0, gamma_neg=2.0, clip=0.05, eps=1e-6):
@@ -61,7 +65,7 @@ def asymmetric_loss(p, targets, gamma_pos=1.0, gamma_neg=2.0, clip=0.05, eps=1e-
         focal_weight = pos * (1 - p) ** gamma_pos + (1 - pos) * shifted ** gamma_neg
     return -(log_likelihood * focal_weight * known).sum()
 
-# %% ../../nbs/31_dualcoop.ipynb #17bdbcaf
+# %% ../../nbs/31_dualcoop.ipynb #f6402fdc
 class DualCoOp(Method):
     "DualCoOp: positive and negative learnable contexts per class, region scores pooled with class-specific attention."
     recipes = {
@@ -86,29 +90,36 @@ class DualCoOp(Method):
     def classnames(self): return self.prompt.classnames
     def set_classes(self, classnames): self.prompt.set_classes(classnames)   # class-agnostic contexts: any names
 
-    def regions(self, batch):
-        return batch["region_features"].float() if "region_features" in batch else region_features(self.clip, batch["image"])
+# %% ../../nbs/31_dualcoop.ipynb #4647d84c
+@patch
+def regions(self:DualCoOp, batch):
+    return batch["region_features"].float() if "region_features" in batch else region_features(self.clip, batch["image"])
 
-    def pos_neg_logits(self, batch):
-        "Positive and negative logits [B, K] each, from class-specific attention over regions."
-        r = self.regions(batch)                                                      # [B, R, E]
-        text = torch.cat([self.prompt.encode(self.ctx_pos), self.prompt.encode(self.ctx_neg)])   # [2K, E]
-        scores = self.region_scale * r @ text.T                                      # [B, R, 2K]
-        pos, neg = scores.chunk(2, dim=-1)
-        w = pos.softmax(dim=1)                                                        # attention over regions, per class
-        return self.logit_scale * (w * pos).sum(1), self.logit_scale * (w * neg).sum(1)
+@patch
+def pos_neg_logits(self:DualCoOp, batch):
+    "Positive and negative logits [B, K] each, from class-specific attention over regions."
+    r = self.regions(batch)                                                      # [B, R, E]
+    text = torch.cat([self.prompt.encode(self.ctx_pos), self.prompt.encode(self.ctx_neg)])   # [2K, E]
+    scores = self.region_scale * r @ text.T                                      # [B, R, 2K]
+    pos, neg = scores.chunk(2, dim=-1)
+    w = pos.softmax(dim=1)                                                        # attention over regions, per class
+    return self.logit_scale * (w * pos).sum(1), self.logit_scale * (w * neg).sum(1)
 
-    def probabilities(self, batch):
-        "Presence probability [B, K]: softmax over (negative, positive) per class."
-        pos, neg = self.pos_neg_logits(batch)
-        return torch.sigmoid(pos - neg)                                              # = softmax([neg, pos])[pos]
+# %% ../../nbs/31_dualcoop.ipynb #379d4907
+@patch
+def probabilities(self:DualCoOp, batch):
+    "Presence probability [B, K]: softmax over (negative, positive) per class."
+    pos, neg = self.pos_neg_logits(batch)
+    return torch.sigmoid(pos - neg)                                              # = softmax([neg, pos])[pos]
 
-    def logits(self, batch):
-        pos, neg = self.pos_neg_logits(batch)
-        return pos - neg
+@patch
+def logits(self:DualCoOp, batch):
+    pos, neg = self.pos_neg_logits(batch)
+    return pos - neg
 
-    def loss(self, batch):
-        return {"loss": self.loss_weight * asymmetric_loss(self.probabilities(batch), batch["target"])}
+@patch
+def loss(self:DualCoOp, batch):
+    return {"loss": self.loss_weight * asymmetric_loss(self.probabilities(batch), batch["target"])}
 
 # %% ../../nbs/31_dualcoop.ipynb #4c20b1bc
 @torch.no_grad()

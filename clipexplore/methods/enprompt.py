@@ -7,17 +7,19 @@ Docs: https://clipexplore.github.io/clipexplore/enprompt.html.md"""
 # %% auto #0
 __all__ = ['ExternalLayer', 'ot_discrepancy', 'EnPrompt']
 
-# %% ../../nbs/25_enprompt.ipynb #a7fb9751
+# %% ../../nbs/25_enprompt.ipynb #3783e831
 import ot
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastcore.basics import patch
+
 from ..engine import Method, Recipe
 from .vpt import deep_prompt_list
 from ..text import check_classnames, class_text_features
 
-# %% ../../nbs/25_enprompt.ipynb #8d8ac109
+# %% ../../nbs/25_enprompt.ipynb #ad86d72a
 class ExternalLayer(nn.Module):
     "EnLa: a residual bottleneck MLP on frozen text features, zero at initialisation."
     def __init__(self, dim, reduction=4):
@@ -26,6 +28,7 @@ class ExternalLayer(nn.Module):
         nn.init.zeros_(self.up.weight); nn.init.zeros_(self.up.bias)
     def forward(self, t): return t + self.up(F.relu(self.down(t)))
 
+# %% ../../nbs/25_enprompt.ipynb #d2ecd3ac
 def ot_discrepancy(image_tokens, text_sets, eps=0.1, iterations=100):
     "Entropic OT cost [B] between each image's tokens [B, P, E] and its text set [B, K, E] (cost 1 - cos, uniform masses)."
     costs = 1 - F.normalize(image_tokens, dim=-1) @ F.normalize(text_sets, dim=-1).transpose(1, 2)   # [B, P, K]
@@ -34,7 +37,7 @@ def ot_discrepancy(image_tokens, text_sets, eps=0.1, iterations=100):
     b = torch.full((K,), 1 / K, device=costs.device, dtype=costs.dtype)
     return torch.stack([ot.sinkhorn2(a, b, c, reg=eps, numItermax=iterations) for c in costs])
 
-# %% ../../nbs/25_enprompt.ipynb #ccdbecff
+# %% ../../nbs/25_enprompt.ipynb #62f3de36
 class EnPrompt(Method):
     "Frozen hand-crafted text features + external layer, text-strengthened deep visual embeddings, OT alignment."
     def __init__(self, clip, classnames, template="a photo of a {}.", n_visual=4, ot_weight=1.0, eps=0.1, iterations=100):
@@ -51,33 +54,40 @@ class EnPrompt(Method):
         self.classnames = check_classnames(classnames)
         self.register_buffer("handcrafted", class_text_features(self.clip, self.classnames, [self.template]), persistent=False)
 
-    def text_features(self):
-        "Refined class text features [C, E] (normalised)."
-        return F.normalize(self.external(self.handcrafted), dim=-1)
+# %% ../../nbs/25_enprompt.ipynb #36227286
+@patch
+def text_features(self:EnPrompt):
+    "Refined class text features [C, E] (normalised)."
+    return F.normalize(self.external(self.handcrafted), dim=-1)
 
-    def image_features(self, images, text, return_tokens=False):
-        "Image features from the text-strengthened deep visual embeddings (and projected patch tokens)."
-        prompts = self.visual + self.strengthen(text.mean(0))                     # [L, n, W]
-        shallow, deep = deep_prompt_list(prompts)
-        out = self.clip.encode_image(images, prompts=shallow, deep_prompts=deep, return_tokens=return_tokens)
-        return out if return_tokens else F.normalize(out.float(), dim=-1)
+@patch
+def image_features(self:EnPrompt, images, text, return_tokens=False):
+    "Image features from the text-strengthened deep visual embeddings (and projected patch tokens)."
+    prompts = self.visual + self.strengthen(text.mean(0))                     # [L, n, W]
+    shallow, deep = deep_prompt_list(prompts)
+    out = self.clip.encode_image(images, prompts=shallow, deep_prompts=deep, return_tokens=return_tokens)
+    return out if return_tokens else F.normalize(out.float(), dim=-1)
 
-    def learned_image_features(self, batch):
-        "Normalised image features [B, E] as the method classifies them (strengthened by the refined class texts)."
-        return self.image_features(batch["image"], self.text_features())
+@patch
+def learned_image_features(self:EnPrompt, batch):
+    "Normalised image features [B, E] as the method classifies them (strengthened by the refined class texts)."
+    return self.image_features(batch["image"], self.text_features())
 
-    def logits(self, batch):
-        text = self.text_features()
-        return self.clip.logit_scale * self.image_features(batch["image"], text) @ text.T
+# %% ../../nbs/25_enprompt.ipynb #0a46792f
+@patch
+def logits(self:EnPrompt, batch):
+    text = self.text_features()
+    return self.clip.logit_scale * self.image_features(batch["image"], text) @ text.T
 
-    def loss(self, batch):
-        text, y = self.text_features(), batch["label"]
-        pooled, tokens = self.image_features(batch["image"], text, return_tokens=True)
-        logits = self.clip.logit_scale * F.normalize(pooled.float(), dim=-1) @ text.T
-        ce = F.cross_entropy(logits, y)
-        text_sets = torch.stack([self.handcrafted[y], text[y]], dim=1)              # [B, 2, E] frozen and refined
-        discrepancy = ot_discrepancy(tokens.float(), text_sets, self.eps, self.iterations).mean()
-        return {"loss": ce + self.ot_weight * discrepancy, "ce": ce, "ot": discrepancy}
+@patch
+def loss(self:EnPrompt, batch):
+    text, y = self.text_features(), batch["label"]
+    pooled, tokens = self.image_features(batch["image"], text, return_tokens=True)
+    logits = self.clip.logit_scale * F.normalize(pooled.float(), dim=-1) @ text.T
+    ce = F.cross_entropy(logits, y)
+    text_sets = torch.stack([self.handcrafted[y], text[y]], dim=1)              # [B, 2, E] frozen and refined
+    discrepancy = ot_discrepancy(tokens.float(), text_sets, self.eps, self.iterations).mean()
+    return {"loss": ce + self.ot_weight * discrepancy, "ce": ce, "ot": discrepancy}
 
 # %% ../../nbs/25_enprompt.ipynb #9d9d7bba
 EnPrompt.recipes = {

@@ -6,7 +6,7 @@ Docs: https://clipexplore.github.io/clipexplore/finetune.html.md"""
 
 # %% auto #0
 __all__ = ['TOY_CONTEXTS', 'FineTuner', 'merge_states', 'wise_ft', 'wise_ft_curve', 'context_text_features', 'CARFT',
-           'encode_captions', 'rich_caption', 'toy_captioner', 'retrieve_anchors', 'clip_contrastive', 'AnchorFT']
+           'encode_captions', 'clip_contrastive', 'rich_caption', 'toy_captioner', 'retrieve_anchors', 'AnchorFT']
 
 # %% ../../nbs/43_finetune.ipynb #cd3d8a11
 import copy
@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from fastcore.basics import patch
 import torch.nn.functional as F
 from torch import nn
 
@@ -124,7 +125,7 @@ CARFT.recipes = {
                           "contexts": "TOY_CONTEXTS: the toy world's domains crossed with its attributes"}),
 }
 
-# %% ../../nbs/43_finetune.ipynb #311a1e2b
+# %% ../../nbs/43_finetune.ipynb #f9837548
 @torch.no_grad()
 def encode_captions(clip, captions, batch_size=256):
     "Normalised text features [N, E] of free-form captions (duplicates allowed)."
@@ -134,6 +135,12 @@ def encode_captions(clip, captions, batch_size=256):
         with autocast(clip.device): feats.append(F.normalize(clip.encode_text(list(captions[start:start + batch_size])).float(), dim=-1))
     return torch.cat(feats)
 
+def clip_contrastive(images, texts, scale):
+    "CLIP's symmetric InfoNCE between matched rows of normalised image and text features."
+    logits, target = scale * images @ texts.T, torch.arange(len(images), device=images.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+# %% ../../nbs/43_finetune.ipynb #fa94bf36
 def rich_caption(scene):
     "A full description of a toy scene: its medium and every object with all its attributes."
     words = lambda o: " ".join(w for w in (o["size"], o["colour"], "" if o["texture"] == "solid" else o["texture"], o["shape"]) if w)
@@ -150,6 +157,7 @@ def toy_captioner(world):
         return rich_caption(world.scene(i))
     return captioner
 
+# %% ../../nbs/43_finetune.ipynb #4e95ea08
 @torch.no_grad()
 def retrieve_anchors(clip, corpus, classnames, k, template="{}"):
     "ITAR: the `k` image-caption pairs of `corpus` (items with `image` and `caption`) whose captions best match a class name."
@@ -159,11 +167,7 @@ def retrieve_anchors(clip, corpus, classnames, k, template="{}"):
     top = scores.topk(k).indices.tolist()
     return torch.stack([corpus[i]["image"] for i in top]), [captions[i] for i in top]
 
-def clip_contrastive(images, texts, scale):
-    "CLIP's symmetric InfoNCE between matched rows of normalised image and text features."
-    logits, target = scale * images @ texts.T, torch.arange(len(images), device=images.device)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
-
+# %% ../../nbs/43_finetune.ipynb #762e3d2c
 class AnchorFT(FineTuner):
     "Anchor-based robust fine-tuning: CE + contrastive terms on captioned training images and retrieved image-text pairs."
     def __init__(self, clip, classnames, captions, anchor_images, anchor_captions, weights=(1.0, 1.0), template="a photo of a {}."):

@@ -54,6 +54,7 @@ def adain_statistics(z):
     mu = z.mean(1)                                                                    # [B, W]
     return mu, ((((z - mu[:, None]) ** 2).sum(1) + 2.3e-8) / z.shape[1]).sqrt()
 
+# %% ../../nbs/24_gopro.ipynb #a446eb4c
 class GOPro(Method):
     "Context shifted per image by per-layer style and content statistics; prompt consistency and SimCLR across augmentations."
     def __init__(self, clip, classnames, n_ctx=4, ctx_init="a photo of a", consistency_weight=1.0, simclr_weight=0.1, temperature=0.1):
@@ -71,15 +72,17 @@ class GOPro(Method):
     def classnames(self): return self.prompt.classnames
     def set_classes(self, classnames): self.prompt.set_classes(classnames)
 
-    def encode(self, images):
-        "Normalised image features [B, E] and the context shift [B, D_t] from every layer's style and content."
-        with torch.no_grad(): pooled, layers = self.clip.encode_image(images, return_layers=True)
-        per_layer = []
-        for z, style, content in zip(layers, self.style, self.content):
-            mu, sigma = adain_statistics(z.float())                                      # [B, W] each
-            per_layer.append((style((mu + sigma) / 2) + content(mu)) / 2)                   # [B, D_t]
-        shift = self.rho(torch.stack(per_layer, dim=-1)).squeeze(-1)                         # mix the layers: [B, D_t]
-        return F.normalize(pooled.float(), dim=-1), shift
+# %% ../../nbs/24_gopro.ipynb #10c89152
+@patch
+def encode(self:GOPro, images):
+    "Normalised image features [B, E] and the context shift [B, D_t] from every layer's style and content."
+    with torch.no_grad(): pooled, layers = self.clip.encode_image(images, return_layers=True)
+    per_layer = []
+    for z, style, content in zip(layers, self.style, self.content):
+        mu, sigma = adain_statistics(z.float())                                      # [B, W] each
+        per_layer.append((style((mu + sigma) / 2) + content(mu)) / 2)                   # [B, D_t]
+    shift = self.rho(torch.stack(per_layer, dim=-1)).squeeze(-1)                         # mix the layers: [B, D_t]
+    return F.normalize(pooled.float(), dim=-1), shift
 
 # %% ../../nbs/24_gopro.ipynb #a70adcf7
 @patch
@@ -97,6 +100,7 @@ def logits(self:GOPro, batch):
     f, shift = self.encode(batch["image"])
     return self.clip.logit_scale * torch.einsum("be,bce->bc", f, self.class_features(shift))
 
+# %% ../../nbs/24_gopro.ipynb #d3162d8f
 @patch
 def terms(self:GOPro, images, moco, augmix, labels):
     "The loss terms given the two augmented views of `images` (MoCo v3, AugMix)."

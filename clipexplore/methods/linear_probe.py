@@ -11,6 +11,7 @@ __all__ = ['LinearProbe']
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from ..engine import FeatureDataset, Method, as_features
@@ -33,24 +34,26 @@ class LinearProbe(Method):
         if list(classnames) != self.classnames:
             raise ValueError("a linear probe has one weight vector per training class: it cannot classify new class names")
 
-    def closed_form_fit(self, train, valid=None):
-        "Fit by L-BFGS logistic regression; pick C on `valid` (or use C=1 without validation data)."
-        from sklearn.linear_model import LogisticRegression
-        train = as_features(self, train)
-        x, y = train.features.numpy(), train.labels.numpy()
-        missing = sorted(set(range(len(self.classnames))) - set(y.tolist()))
-        if missing: raise ValueError(f"no training images for classes {[self.classnames[i] for i in missing]}")
-        fit = lambda C: LogisticRegression(C=C, max_iter=1000).fit(x, y)
-        if valid is None: self.C, model = 1.0, fit(1.0)
-        else:
-            valid = as_features(self, valid)
-            scored = [(fit(C).score(valid.features.numpy(), valid.labels.numpy()), C) for C in self.C_GRID]
-            self.C = max(scored)[1]
-            model = fit(self.C)
-        with torch.no_grad():
-            self.head.weight.copy_(torch.from_numpy(model.coef_).float())
-            self.head.bias.copy_(torch.from_numpy(model.intercept_).float())
-        return self
-
     def trainable_state(self): return {f"head.{k}": v.detach() for k, v in self.head.state_dict().items()}
     def logits(self, batch): return self.head(self.image_features(batch))
+
+# %% ../../nbs/13_linear_probe.ipynb #e65ce2b9
+@patch
+def closed_form_fit(self:LinearProbe, train, valid=None):
+    "Fit by L-BFGS logistic regression; pick C on `valid` (or use C=1 without validation data)."
+    from sklearn.linear_model import LogisticRegression
+    train = as_features(self, train)
+    x, y = train.features.numpy(), train.labels.numpy()
+    missing = sorted(set(range(len(self.classnames))) - set(y.tolist()))
+    if missing: raise ValueError(f"no training images for classes {[self.classnames[i] for i in missing]}")
+    fit = lambda C: LogisticRegression(C=C, max_iter=1000).fit(x, y)
+    if valid is None: self.C, model = 1.0, fit(1.0)
+    else:
+        valid = as_features(self, valid)
+        scored = [(fit(C).score(valid.features.numpy(), valid.labels.numpy()), C) for C in self.C_GRID]
+        self.C = max(scored)[1]
+        model = fit(self.C)
+    with torch.no_grad():
+        self.head.weight.copy_(torch.from_numpy(model.coef_).float())
+        self.head.bias.copy_(torch.from_numpy(model.intercept_).float())
+    return self

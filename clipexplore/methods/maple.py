@@ -10,6 +10,7 @@ __all__ = ['MaPLe']
 # %% ../../nbs/21_maple.ipynb #45ed1639
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from ..engine import Method, Recipe
@@ -35,25 +36,32 @@ class MaPLe(Method):
     def classnames(self): return self.prompt.classnames
     def set_classes(self, classnames): self.prompt.set_classes(classnames)
 
-    def text_prompts(self):
-        "The text prompts of layers 0..J-1: [J, n, D_t]."
-        return torch.cat([self.ctx[None], self.deep_text])
+# %% ../../nbs/21_maple.ipynb #fc6209f0
+@patch
+def text_prompts(self:MaPLe):
+    "The text prompts of layers 0..J-1: [J, n, D_t]."
+    return torch.cat([self.ctx[None], self.deep_text])
 
-    def class_features(self):
-        "Normalised text features [C, E] with the deep text prompts."
-        prompts = self.text_prompts()
-        return self.prompt.encode(prompts[0], deep_prompts=[None] + list(prompts[1:]))
+@patch
+def class_features(self:MaPLe):
+    "Normalised text features [C, E] with the deep text prompts."
+    prompts = self.text_prompts()
+    return self.prompt.encode(prompts[0], deep_prompts=[None] + list(prompts[1:]))
 
-    def visual_prompts(self):
-        "The coupled visual prompts of layers 0..J-1: [J, n, D_v]."
-        return torch.stack([f(p) for f, p in zip(self.couplers, self.text_prompts())])
+# %% ../../nbs/21_maple.ipynb #2896f5d7
+@patch
+def visual_prompts(self:MaPLe):
+    "The coupled visual prompts of layers 0..J-1: [J, n, D_v]."
+    return torch.stack([f(p) for f, p in zip(self.couplers, self.text_prompts())])
 
-    def learned_image_features(self, batch):
-        visual = self.visual_prompts()
-        image = self.clip.encode_image(batch["image"], prompts=visual[0], deep_prompts=[None] + list(visual[1:]))
-        return F.normalize(image.float(), dim=-1)
+@patch
+def learned_image_features(self:MaPLe, batch):
+    visual = self.visual_prompts()
+    image = self.clip.encode_image(batch["image"], prompts=visual[0], deep_prompts=[None] + list(visual[1:]))
+    return F.normalize(image.float(), dim=-1)
 
-    def logits(self, batch): return self.clip.logit_scale * self.learned_image_features(batch) @ self.class_features().T
+@patch
+def logits(self:MaPLe, batch): return self.clip.logit_scale * self.learned_image_features(batch) @ self.class_features().T
 
 # %% ../../nbs/21_maple.ipynb #7d9931b6
 _MAPLE = "muzairkhattak/multimodal-prompt-learning: configs/trainers/MaPLe/"

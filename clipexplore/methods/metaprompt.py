@@ -105,6 +105,7 @@ def meta_gradients(self:MetaPrompt, batch, lr, groups=None):
             for p, s in zip(params, saved): p.copy_(s)                      # restore by value: never alias the copy
     return params, total
 
+# %% ../../nbs/23_metaprompt.ipynb #810f0da1
 @patch
 def compute_gradients(self:MetaPrompt, terms, batch, scale=lambda x: x, lr=0.0015):
     "In-domain gradients of the summed CE terms; then the official plain meta update p -= lr * meta_step * sum_k g_k."

@@ -9,6 +9,7 @@ __all__ = ['CAFO_BETAS', 'CAFO_ALPHAS', 'StackedEncoder', 'standardise', 'fuse_b
 
 # %% ../../nbs/42_multicache.ipynb #35791d30
 import torch
+from fastcore.basics import patch
 import torch.nn.functional as F
 from torch import nn
 
@@ -56,7 +57,7 @@ def fuse_by_agreement(zero_shot, caches):
     weights = torch.softmax((z * z0[:, None]).sum(-1), dim=1)        # [B, S]
     return (weights[..., None] * z).sum(1), weights
 
-# %% ../../nbs/42_multicache.ipynb #88d2a3c0
+# %% ../../nbs/42_multicache.ipynb #166ef24e
 CAFO_BETAS = tuple(0.1 + i * (12 - 0.1) / 40 for i in range(40))   # CaFo searches [0.1, 12) in 200 steps (Caltech101 config)
 CAFO_ALPHAS = tuple(0.1 + i * (5 - 0.1) / 20 for i in range(20))   # and [0.1, 5) in 20
 
@@ -72,43 +73,52 @@ class MultiCacheAdapter(TipAdapterF):
 
     def cache_encoder(self): return self.feature_encoder        # the stacked encoders' features are what gets cached
 
-    def image_features(self, batch):
-        "Stacked features of a batch: cached ones if present, else every encoder's."
-        if "image_features" in batch: return batch["image_features"].float()
-        return self.feature_encoder.encode_image(batch["image"])
-
-    def init_from_data(self, train):
-        "Keys: each encoder's training features (mean over augmented views, normalised); values: one-hot labels."
-        feats, labels = training_features(self, train)
-        self.values = F.one_hot(labels.long(), len(self.classnames)).float().to(self.class_features.device)
-        keys = torch.cat(self.feature_encoder.split(feats.to(self.class_features.device)), -1)
-        self._set_keys(keys)                                   # a parameter if the keys are learnt
-        return self
-
-    def source_logits(self, batch, beta=None):
-        "Zero-shot logits [B, C] and each encoder's cache logits [B, C]."
-        if len(self.keys) == 0: raise RuntimeError("empty cache: call closed_form_fit(train) or train with a Trainer first")
-        beta = self.beta if beta is None else beta
-        features, keys = self.feature_encoder.split(self.image_features(batch)), self.keys.split(self.feature_encoder.dims, -1)
-        zero_shot = self.clip.logit_scale * features[0] @ self.class_features.T
-        return zero_shot, [cache_affinity(f, k, beta) @ self.values for f, k in zip(features, keys)]
-
-    def logits(self, batch, alpha=None, beta=None):
-        zero_shot, caches = self.source_logits(batch, beta)
-        fused, _ = fuse_by_agreement(zero_shot, caches)
-        return zero_shot + (self.alpha if alpha is None else alpha) * fused
-
-    def cache_weights(self, batch):
-        "The fusion's weight of each encoder's cache per image [B, S] (columns in `feature_encoder.names` order)."
-        return fuse_by_agreement(*self.source_logits(batch))[1]
-
-    def search(self, valid, alphas=CAFO_ALPHAS, betas=CAFO_BETAS):
-        "Set alpha and beta to CaFo's grid point with the best accuracy on `valid`."
-        return super().search(valid, alphas, betas)
-
     def _set_keys(self, keys):
         if self.learn_keys: super()._set_keys(keys)
         else: self.keys = keys
+
+# %% ../../nbs/42_multicache.ipynb #470cd553
+@patch
+def image_features(self:MultiCacheAdapter, batch):
+    "Stacked features of a batch: cached ones if present, else every encoder's."
+    if "image_features" in batch: return batch["image_features"].float()
+    return self.feature_encoder.encode_image(batch["image"])
+
+@patch
+def init_from_data(self:MultiCacheAdapter, train):
+    "Keys: each encoder's training features (mean over augmented views, normalised); values: one-hot labels."
+    feats, labels = training_features(self, train)
+    self.values = F.one_hot(labels.long(), len(self.classnames)).float().to(self.class_features.device)
+    keys = torch.cat(self.feature_encoder.split(feats.to(self.class_features.device)), -1)
+    self._set_keys(keys)                                   # a parameter if the keys are learnt
+    return self
+
+# %% ../../nbs/42_multicache.ipynb #17148639
+@patch
+def source_logits(self:MultiCacheAdapter, batch, beta=None):
+    "Zero-shot logits [B, C] and each encoder's cache logits [B, C]."
+    if len(self.keys) == 0: raise RuntimeError("empty cache: call closed_form_fit(train) or train with a Trainer first")
+    beta = self.beta if beta is None else beta
+    features, keys = self.feature_encoder.split(self.image_features(batch)), self.keys.split(self.feature_encoder.dims, -1)
+    zero_shot = self.clip.logit_scale * features[0] @ self.class_features.T
+    return zero_shot, [cache_affinity(f, k, beta) @ self.values for f, k in zip(features, keys)]
+
+@patch
+def logits(self:MultiCacheAdapter, batch, alpha=None, beta=None):
+    zero_shot, caches = self.source_logits(batch, beta)
+    fused, _ = fuse_by_agreement(zero_shot, caches)
+    return zero_shot + (self.alpha if alpha is None else alpha) * fused
+
+@patch
+def cache_weights(self:MultiCacheAdapter, batch):
+    "The fusion's weight of each encoder's cache per image [B, S] (columns in `feature_encoder.names` order)."
+    return fuse_by_agreement(*self.source_logits(batch))[1]
+
+# %% ../../nbs/42_multicache.ipynb #8d0a03a9
+@patch
+def search(self:MultiCacheAdapter, valid, alphas=CAFO_ALPHAS, betas=CAFO_BETAS):
+    "Set alpha and beta to CaFo's grid point with the best accuracy on `valid`."
+    return super(MultiCacheAdapter, self).search(valid, alphas, betas)
 
 # %% ../../nbs/42_multicache.ipynb #fd33cef2
 MultiCacheAdapter.recipes = {

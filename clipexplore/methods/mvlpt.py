@@ -7,12 +7,13 @@ Docs: https://clipexplore.github.io/clipexplore/mvlpt.html.md"""
 # %% auto #0
 __all__ = ['VARIANTS', 'MVLPT_SOURCE', 'MVLPT_RECIPES', 'uniform_visual_prompts', 'SharedPromptLayer', 'MVLPT']
 
-# %% ../../nbs/33_mvlpt.ipynb #14f8a9e1
+# %% ../../nbs/33_mvlpt.ipynb #15966d0d
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from fastcore.basics import patch
 
 from ..backbone import clip_transformer
 from ..engine import Method, Recipe, class_tasks
@@ -21,13 +22,14 @@ from .vpt import deep_prompt_list
 from ..text import check_classnames, class_text_features
 from ..tasks import per_task_cross_entropy
 
-# %% ../../nbs/33_mvlpt.ipynb #bbb69d26
+# %% ../../nbs/33_mvlpt.ipynb #8b84b5a2
 def uniform_visual_prompts(clip, depth, n_tokens):
     "Deep visual prompts [depth, n, W] drawn as VPT and MVLPT do: U(-v, v), v = sqrt(6 / (3 p^2 + W)) for patch size p."
     patch = clip.patch_size
     v = math.sqrt(6.0 / (3 * patch * patch + clip.vision_width))
     return torch.empty(depth, n_tokens, clip.vision_width).uniform_(-v, v)
 
+# %% ../../nbs/33_mvlpt.ipynb #53ef3fe0
 def _to_width(width, dim):
     return nn.Identity() if width == dim else nn.Linear(width, dim)
 
@@ -46,7 +48,7 @@ class SharedPromptLayer(nn.Module):
         mixed = self.layer(tokens[None].float())[0]
         return self.text_out(mixed[:len(text)]), self.vision_out(mixed[len(text):]).view(L, n, -1)
 
-# %% ../../nbs/33_mvlpt.ipynb #66939624
+# %% ../../nbs/33_mvlpt.ipynb #f1b8738b
 VARIANTS = ("coop", "vpt", "upt")
 
 MVLPT_SOURCE = ("sIncerass/MVLPT: configs/trainers/MVLPT/vit_b16.yaml (+ MVLPT.md, scripts/mvlpt/main_mt_coopdata_cut.sh, "
@@ -63,6 +65,7 @@ MVLPT_RECIPES = {**{f"official_{v}": _mvlpt_recipe(v, 200) for v in VARIANTS},
                  **{f"toy_{v}": _mvlpt_recipe(v, 20, dict(epochs="the image encoder runs every step: 20 epochs keep the demo in minutes"))
                     for v in ("vpt", "upt")}}
 
+# %% ../../nbs/33_mvlpt.ipynb #d75ac237
 class MVLPT(Method):
     "Multitask prompt tuning: one text (`coop`), visual (`vpt`) or coupled (`upt`) prompt shared by every task of a union label space."
     recipes = {**MVLPT_RECIPES, "official": MVLPT_RECIPES["official_coop"], "toy": MVLPT_RECIPES["toy_coop"]}
@@ -82,47 +85,58 @@ class MVLPT(Method):
     @property
     def uses_image_features(self): return self.variant == "coop"
 
-    def set_classes(self, classnames, slices=None):
-        "Swap class names: one task, or several with their `slices` of the union."
-        self.classnames = check_classnames(classnames)
-        self.slices = dict(slices) if slices else {"task": slice(0, len(self.classnames))}
-        class_tasks(self.slices, len(self.classnames))                                  # checks the slices cover the names
-        if self.variant == "vpt":
-            self.register_buffer("frozen_text", class_text_features(self.clip, self.classnames, [self.template]), persistent=False)
-        elif hasattr(self, "prompt"): self.prompt.set_classes(self.classnames)
-        else: self.prompt = PromptEmbeddings(self.clip, self.classnames, self.n_ctx)
+# %% ../../nbs/33_mvlpt.ipynb #f777c72a
+@patch
+def set_classes(self:MVLPT, classnames, slices=None):
+    "Swap class names: one task, or several with their `slices` of the union."
+    self.classnames = check_classnames(classnames)
+    self.slices = dict(slices) if slices else {"task": slice(0, len(self.classnames))}
+    class_tasks(self.slices, len(self.classnames))                                  # checks the slices cover the names
+    if self.variant == "vpt":
+        self.register_buffer("frozen_text", class_text_features(self.clip, self.classnames, [self.template]), persistent=False)
+    elif hasattr(self, "prompt"): self.prompt.set_classes(self.classnames)
+    else: self.prompt = PromptEmbeddings(self.clip, self.classnames, self.n_ctx)
 
-    def prompts(self):
-        "The text context [M, D_t] and deep visual prompts [L, M, D_v] in use (UPT: after the shared layer)."
-        if self.shared is None: return self.ctx, self.visual
-        return self.shared(self.ctx, self.visual)
+# %% ../../nbs/33_mvlpt.ipynb #59f9d769
+@patch
+def prompts(self:MVLPT):
+    "The text context [M, D_t] and deep visual prompts [L, M, D_v] in use (UPT: after the shared layer)."
+    if self.shared is None: return self.ctx, self.visual
+    return self.shared(self.ctx, self.visual)
 
-    def class_features(self, ctx):
-        "Normalised text features [C, E] of the prompts with context `ctx` (VPT: CLIP's frozen template)."
-        if ctx is None: return self.frozen_text
-        return self.prompt.encode(ctx, position=self.position)
+@patch
+def class_features(self:MVLPT, ctx):
+    "Normalised text features [C, E] of the prompts with context `ctx` (VPT: CLIP's frozen template)."
+    if ctx is None: return self.frozen_text
+    return self.prompt.encode(ctx, position=self.position)
 
-    def prompted_image_features(self, batch, visual):
-        "Normalised image features [B, E] with the deep visual prompts `visual` (none: the frozen encoder's)."
-        if visual is None: return self.image_features(batch)
-        shallow, deep = deep_prompt_list(visual)
-        images = self.clip.encode_image(batch["image"], prompts=shallow, deep_prompts=deep, prompts_after_ln_pre=True)
-        return F.normalize(images.float(), dim=-1)
+@patch
+def prompted_image_features(self:MVLPT, batch, visual):
+    "Normalised image features [B, E] with the deep visual prompts `visual` (none: the frozen encoder's)."
+    if visual is None: return self.image_features(batch)
+    shallow, deep = deep_prompt_list(visual)
+    images = self.clip.encode_image(batch["image"], prompts=shallow, deep_prompts=deep, prompts_after_ln_pre=True)
+    return F.normalize(images.float(), dim=-1)
 
-    def learned_image_features(self, batch):
-        "Normalised image features [B, E] with the deep visual prompts in use."
-        return self.prompted_image_features(batch, self.prompts()[1])
+@patch
+def learned_image_features(self:MVLPT, batch):
+    "Normalised image features [B, E] with the deep visual prompts in use."
+    return self.prompted_image_features(batch, self.prompts()[1])
 
-    def logits(self, batch):
-        ctx, visual = self.prompts()
-        return self.clip.logit_scale * self.prompted_image_features(batch, visual) @ self.class_features(ctx).T
+# %% ../../nbs/33_mvlpt.ipynb #15d81f74
+@patch
+def logits(self:MVLPT, batch):
+    ctx, visual = self.prompts()
+    return self.clip.logit_scale * self.prompted_image_features(batch, visual) @ self.class_features(ctx).T
 
-    def loss(self, batch):
-        "Cross entropy over each sample's own task's slice of the union logits."
-        return {"loss": per_task_cross_entropy(self.logits(batch), batch["label"], self.slices)}
+@patch
+def loss(self:MVLPT, batch):
+    "Cross entropy over each sample's own task's slice of the union logits."
+    return {"loss": per_task_cross_entropy(self.logits(batch), batch["label"], self.slices)}
 
-    def transfer_to(self, classnames, slices=None):
-        "A learner for new task(s) `classnames`, initialised with these learnt prompts (MVLPT's source-to-target init)."
-        target = MVLPT(self.clip, classnames, self.variant, self.n_ctx, slices, self.position, self.proj_dim, self.template)
-        target.load_trainable_state(self.trainable_state())
-        return target
+@patch
+def transfer_to(self:MVLPT, classnames, slices=None):
+    "A learner for new task(s) `classnames`, initialised with these learnt prompts (MVLPT's source-to-target init)."
+    target = MVLPT(self.clip, classnames, self.variant, self.n_ctx, slices, self.position, self.proj_dim, self.template)
+    target.load_trainable_state(self.trainable_state())
+    return target

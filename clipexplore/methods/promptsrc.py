@@ -34,6 +34,7 @@ def teacher_text_features(clip, classnames, templates):
         with autocast(clip.device): feats.append(clip.encode_text([template.format(c) for c in classnames]).float())
     return F.normalize(torch.stack(feats).mean(0), dim=-1)
 
+# %% ../../nbs/22_promptsrc.ipynb #c5491025
 def context_and_words(clip, n_ctx, ctx_init):
     "Official IVLP/PromptSRC init: the first `n_ctx` tokens of `ctx_init`, the words kept in the prompt; else N(0, 0.02) and 'X'."
     words = init_context(clip, ctx_init=ctx_init) if ctx_init else None                # [w, D] all the words' tokens
@@ -69,17 +70,22 @@ class PromptSRC(Method):
         teacher = teacher_text_features(self.clip, self.classnames, self.teacher_templates) if self.teacher_templates else None
         self.register_buffer("teacher", teacher, persistent=False)
 
-    def class_features(self):
-        "Normalised prompted text features [C, E]."
-        return self.prompt.encode(self.ctx, deep_prompts=[None] + list(self.deep_text))
+# %% ../../nbs/22_promptsrc.ipynb #38696110
+@patch
+def class_features(self:PromptSRC):
+    "Normalised prompted text features [C, E]."
+    return self.prompt.encode(self.ctx, deep_prompts=[None] + list(self.deep_text))
 
-    def prompted_image_features(self, images):
-        shallow, deep = deep_prompt_list(self.visual)
-        return F.normalize(self.clip.encode_image(images, prompts=shallow, deep_prompts=deep).float(), dim=-1)
+@patch
+def prompted_image_features(self:PromptSRC, images):
+    shallow, deep = deep_prompt_list(self.visual)
+    return F.normalize(self.clip.encode_image(images, prompts=shallow, deep_prompts=deep).float(), dim=-1)
 
-    def learned_image_features(self, batch): return self.prompted_image_features(batch["image"])
+@patch
+def learned_image_features(self:PromptSRC, batch): return self.prompted_image_features(batch["image"])
 
-    def logits(self, batch): return self.clip.logit_scale * self.learned_image_features(batch) @ self.class_features().T
+@patch
+def logits(self:PromptSRC, batch): return self.clip.logit_scale * self.learned_image_features(batch) @ self.class_features().T
 
 # %% ../../nbs/22_promptsrc.ipynb #bbd112a7
 @patch
@@ -97,6 +103,7 @@ def loss(self:PromptSRC, batch):
     return {"loss": ce + self.text_weight * l1_text + self.image_weight * l1_image + self.kl_weight * kl,
             "ce": ce, "l1_text": l1_text, "l1_image": l1_image, "kl": kl}
 
+# %% ../../nbs/22_promptsrc.ipynb #5bf37840
 class IVLP(PromptSRC):
     "Independent V-L prompting (MaPLe's baseline): PromptSRC's deep prompts without its regularisers; loss = CE."
     def __init__(self, clip, classnames, n_ctx=2, ctx_init="a photo of a", n_visual=2, depth=12):
@@ -111,6 +118,7 @@ def gaussian_epoch_weights(epochs, mean, std):
     w = torch.tensor([math.exp(-0.5 * ((e - mean) / std) ** 2) for e in range(1, epochs + 1)])
     return w / w.sum()
 
+# %% ../../nbs/22_promptsrc.ipynb #539e5dad
 class GaussianPromptAggregation(Callback):
     "Average the learned state over epochs with Gaussian weights; load the average after training. Mean/std default to the method's."
     order = 10

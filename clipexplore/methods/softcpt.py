@@ -7,16 +7,17 @@ Docs: https://clipexplore.github.io/clipexplore/softcpt.html.md"""
 # %% auto #0
 __all__ = ['SoftCPT']
 
-# %% ../../nbs/34_softcpt.ipynb #2bcad942
+# %% ../../nbs/34_softcpt.ipynb #5047b148
 import torch
 from torch import nn
+from fastcore.basics import patch
 
 from ..engine import Method, Recipe
 from .coop import PromptEmbeddings, init_context
 from ..tasks import per_task_cross_entropy, union_label_space
 from ..text import check_classnames
 
-# %% ../../nbs/34_softcpt.ipynb #c7f26c03
+# %% ../../nbs/34_softcpt.ipynb #100c8812
 class SoftCPT(Method):
     "Soft context sharing: each task's CoOp context generated from its task-name prompt by a shared linear meta-network."
     uses_image_features = True
@@ -40,47 +41,58 @@ class SoftCPT(Method):
         nn.init.normal_(self.meta_net.weight, std=0.02)
         self.set_tasks(tasks, task_names)
 
-    def set_tasks(self, tasks, task_names=None):
-        "Tasks as {task: class names}; a task is described by `task_names[task]` if given, else by its key."
-        if self.task_specific and len(tasks) != self.task_ctx.shape[0]:
-            raise ValueError(f"task-specific task contexts were made for {self.task_ctx.shape[0]} tasks, not {len(tasks)}")
-        self.classnames, self.slices = union_label_space(tasks)
-        self.task_texts = [(task_names or {}).get(t, t) for t in tasks]
-        self.task_prompt = PromptEmbeddings(self.clip, self.task_texts, self.task_ctx.shape[-2])
-        self.class_prompts = nn.ModuleList([PromptEmbeddings(self.clip, classes, self.n_ctx) for classes in tasks.values()])
+# %% ../../nbs/34_softcpt.ipynb #07def3ef
+@patch
+def set_tasks(self:SoftCPT, tasks, task_names=None):
+    "Tasks as {task: class names}; a task is described by `task_names[task]` if given, else by its key."
+    if self.task_specific and len(tasks) != self.task_ctx.shape[0]:
+        raise ValueError(f"task-specific task contexts were made for {self.task_ctx.shape[0]} tasks, not {len(tasks)}")
+    self.classnames, self.slices = union_label_space(tasks)
+    self.task_texts = [(task_names or {}).get(t, t) for t in tasks]
+    self.task_prompt = PromptEmbeddings(self.clip, self.task_texts, self.task_ctx.shape[-2])
+    self.class_prompts = nn.ModuleList([PromptEmbeddings(self.clip, classes, self.n_ctx) for classes in tasks.values()])
 
-    def set_classes(self, classnames, slices=None):
-        """Other class names for the trained tasks (base-to-new, cross-dataset): each task's context is still generated from its
-        name; only the class prompts' name tokens are rebuilt. One task takes any names; several need `slices` {task: slice}."""
-        classnames = check_classnames(classnames)
-        if slices is None:
-            if len(self.slices) == 1: slices = {next(iter(self.slices)): slice(0, len(classnames))}
-            elif classnames == self.classnames: slices = self.slices
-            else: raise ValueError(f"SoftCPT has {len(self.slices)} tasks {list(self.slices)}: say which names are whose with "
-                                   "slices={task: slice of classnames} (set_tasks adds or removes tasks)")
-        if list(slices) != list(self.slices):
-            raise ValueError(f"slices name tasks {list(slices)}; this SoftCPT was trained on {list(self.slices)}: new names go to "
-                             "the same tasks in the same order (set_tasks describes other tasks)")
-        tasks = {t: classnames[s] for t, s in slices.items()}
-        if [c for names in tasks.values() for c in names] != classnames:
-            raise ValueError("the slices must cover `classnames` end to end, in order, each name once")
-        self.set_tasks(tasks, dict(zip(self.slices, self.task_texts)))
+# %% ../../nbs/34_softcpt.ipynb #ba21be0d
+@patch
+def set_classes(self:SoftCPT, classnames, slices=None):
+    """Other class names for the trained tasks (base-to-new, cross-dataset): each task's context is still generated from its
+    name; only the class prompts' name tokens are rebuilt. One task takes any names; several need `slices` {task: slice}."""
+    classnames = check_classnames(classnames)
+    if slices is None:
+        if len(self.slices) == 1: slices = {next(iter(self.slices)): slice(0, len(classnames))}
+        elif classnames == self.classnames: slices = self.slices
+        else: raise ValueError(f"SoftCPT has {len(self.slices)} tasks {list(self.slices)}: say which names are whose with "
+                               "slices={task: slice of classnames} (set_tasks adds or removes tasks)")
+    if list(slices) != list(self.slices):
+        raise ValueError(f"slices name tasks {list(slices)}; this SoftCPT was trained on {list(self.slices)}: new names go to "
+                         "the same tasks in the same order (set_tasks describes other tasks)")
+    tasks = {t: classnames[s] for t, s in slices.items()}
+    if [c for names in tasks.values() for c in names] != classnames:
+        raise ValueError("the slices must cover `classnames` end to end, in order, each name once")
+    self.set_tasks(tasks, dict(zip(self.slices, self.task_texts)))
 
-    def task_features(self):
-        "The task prompts' text features [T, E], not normalised (as SoftCPT feeds them to the meta-network)."
-        return self.task_prompt.features(self.task_ctx).float()
+# %% ../../nbs/34_softcpt.ipynb #e6b41bf1
+@patch
+def task_features(self:SoftCPT):
+    "The task prompts' text features [T, E], not normalised (as SoftCPT feeds them to the meta-network)."
+    return self.task_prompt.features(self.task_ctx).float()
 
-    def contexts(self):
-        "Each task's generated class-prompt context: [T, M, D]."
-        return self.meta_net(self.task_features()).view(len(self.task_texts), self.n_ctx, -1)
+@patch
+def contexts(self:SoftCPT):
+    "Each task's generated class-prompt context: [T, M, D]."
+    return self.meta_net(self.task_features()).view(len(self.task_texts), self.n_ctx, -1)
 
-    def class_features(self):
-        "Normalised text features [C, E] of every task's classes, in union order."
-        return torch.cat([prompt.encode(ctx) for prompt, ctx in zip(self.class_prompts, self.contexts())])
+@patch
+def class_features(self:SoftCPT):
+    "Normalised text features [C, E] of every task's classes, in union order."
+    return torch.cat([prompt.encode(ctx) for prompt, ctx in zip(self.class_prompts, self.contexts())])
 
-    def logits(self, batch):
-        return self.clip.logit_scale * self.image_features(batch) @ self.class_features().T
+# %% ../../nbs/34_softcpt.ipynb #ece83579
+@patch
+def logits(self:SoftCPT, batch):
+    return self.clip.logit_scale * self.image_features(batch) @ self.class_features().T
 
-    def loss(self, batch):
-        "Sum over tasks of their cross entropies over their own classes, divided by the batch size."
-        return {"loss": per_task_cross_entropy(self.logits(batch), batch["label"], self.slices)}
+@patch
+def loss(self:SoftCPT, batch):
+    "Sum over tasks of their cross entropies over their own classes, divided by the batch size."
+    return {"loss": per_task_cross_entropy(self.logits(batch), batch["label"], self.slices)}

@@ -7,13 +7,14 @@ Docs: https://clipexplore.github.io/clipexplore/taidpt.html.md"""
 # %% auto #0
 __all__ = ['caption_labels', 'CaptionDataset', 'ranking_loss', 'TaIDPT']
 
-# %% ../../nbs/32_taidpt.ipynb #08af7dd7
+# %% ../../nbs/32_taidpt.ipynb #7073baa3
 import re
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
+from fastcore.basics import patch
 
 from ..engine import Method, Recipe
 from .coop import PromptEmbeddings, init_context
@@ -47,7 +48,7 @@ def ranking_loss(scores, targets, margin=1.0):
     gaps = F.relu(margin - scores[:, :, None] + scores[:, None, :])                 # [B, P, N]: s_p vs s_n
     return (gaps * pos[:, :, None] * neg[:, None, :]).sum((1, 2)).mean()
 
-# %% ../../nbs/32_taidpt.ipynb #3ee8d94f
+# %% ../../nbs/32_taidpt.ipynb #6743183d
 class TaIDPT(Method):
     "TaI-DPT: global and local class-agnostic prompts trained on captions, applied to images' pooled and region features."
     recipes = {
@@ -74,32 +75,38 @@ class TaIDPT(Method):
     def classnames(self): return self.prompt.classnames
     def set_classes(self, classnames): self.prompt.set_classes(classnames)
 
-    def double_logits(self, pooled, regions, temperature, valid=None):
-        "Global [B, K] and local [B, K] logits from pooled features [B, E] and regions [B, R, E] (`valid` [B, R] masks padding)."
-        t_global, t_local = self.prompt.encode(self.ctx_global), self.prompt.encode(self.ctx_local)
-        sim = F.normalize(regions.float(), dim=-1) @ t_local.T                        # [B, R, K]
-        attention = temperature * sim
-        if valid is not None: attention = attention.masked_fill(~valid[..., None], float("-inf"))
-        local = self.scale * (attention.softmax(1) * sim).sum(1)
-        return self.scale * F.normalize(pooled.float(), dim=-1) @ t_global.T, local
+# %% ../../nbs/32_taidpt.ipynb #a316a6d4
+@patch
+def double_logits(self:TaIDPT, pooled, regions, temperature, valid=None):
+    "Global [B, K] and local [B, K] logits from pooled features [B, E] and regions [B, R, E] (`valid` [B, R] masks padding)."
+    t_global, t_local = self.prompt.encode(self.ctx_global), self.prompt.encode(self.ctx_local)
+    sim = F.normalize(regions.float(), dim=-1) @ t_local.T                        # [B, R, K]
+    attention = temperature * sim
+    if valid is not None: attention = attention.masked_fill(~valid[..., None], float("-inf"))
+    local = self.scale * (attention.softmax(1) * sim).sum(1)
+    return self.scale * F.normalize(pooled.float(), dim=-1) @ t_global.T, local
 
-    @torch.no_grad()
-    def caption_features(self, caption_tokens):
-        "Captions as images: EOT features [B, E], token features [B, L, E], and which tokens are not padding [B, L]."
-        emb, eot = self.clip.embed_tokens(caption_tokens)
-        pooled, tokens = self.clip.encode_embeddings(emb, eot, return_tokens=True)
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
-        return pooled, tokens, positions[None] <= eot[:, None]          # SOS, words and EOT; padding masked (official)
+@patch
+@torch.no_grad()
+def caption_features(self:TaIDPT, caption_tokens):
+    "Captions as images: EOT features [B, E], token features [B, L, E], and which tokens are not padding [B, L]."
+    emb, eot = self.clip.embed_tokens(caption_tokens)
+    pooled, tokens = self.clip.encode_embeddings(emb, eot, return_tokens=True)
+    positions = torch.arange(tokens.shape[1], device=tokens.device)
+    return pooled, tokens, positions[None] <= eot[:, None]          # SOS, words and EOT; padding masked (official)
 
-    def loss(self, batch):
-        "Ranking losses of both prompts on a batch of captions."
-        pooled, tokens, valid = self.caption_features(batch["caption_tokens"])
-        g, l = self.double_logits(pooled, tokens, self.text_temperature, valid)
-        terms = {"global": ranking_loss(g, batch["target"]), "local": ranking_loss(l, batch["target"])}
-        return {"loss": terms["global"] + terms["local"], **terms}
+# %% ../../nbs/32_taidpt.ipynb #64985dfd
+@patch
+def loss(self:TaIDPT, batch):
+    "Ranking losses of both prompts on a batch of captions."
+    pooled, tokens, valid = self.caption_features(batch["caption_tokens"])
+    g, l = self.double_logits(pooled, tokens, self.text_temperature, valid)
+    terms = {"global": ranking_loss(g, batch["target"]), "local": ranking_loss(l, batch["target"])}
+    return {"loss": terms["global"] + terms["local"], **terms}
 
-    def logits(self, batch):
-        "Image scores: global (pooled feature) and local (patch regions) logits mixed by `local_weight` (official: the mean)."
-        regions = batch["region_features"]                                          # pooled token first, then patches
-        g, l = self.double_logits(regions[:, 0], regions[:, 1:], self.image_temperature)
-        return (1 - self.local_weight) * g + self.local_weight * l
+@patch
+def logits(self:TaIDPT, batch):
+    "Image scores: global (pooled feature) and local (patch regions) logits mixed by `local_weight` (official: the mean)."
+    regions = batch["region_features"]                                          # pooled token first, then patches
+    g, l = self.double_logits(regions[:, 0], regions[:, 1:], self.image_temperature)
+    return (1 - self.local_weight) * g + self.local_weight * l

@@ -14,7 +14,7 @@ from ..engine import FeatureDataset, Method, Recipe, Trainer
 from .coop import CoOp
 from .zeroshot import ZeroShotClassifier
 
-# %% ../../nbs/30_upl.ipynb #e2e4e186
+# %% ../../nbs/30_upl.ipynb #1d97e7db
 @torch.no_grad()
 def zero_shot_probabilities(clip, unlabeled, classnames, template="a photo of a {}."):
     "Zero-shot class probabilities [N, C] of the encoded images of `unlabeled` (their first view)."
@@ -31,6 +31,7 @@ def top_k_per_class(probabilities, k=16):
         chosen.append(members[confidence[members].argsort(descending=True)[:k]])
     return torch.cat(chosen)
 
+# %% ../../nbs/30_upl.ipynb #db17e192
 def pseudo_label(clip, unlabeled, classnames, k=16, template="a photo of a {}."):
     "A FeatureDataset of the top-k confident images per class of `unlabeled`, labelled by zero-shot CLIP."
     if len(unlabeled) == 0: raise ValueError("no unlabeled images to pseudo-label")
@@ -43,7 +44,7 @@ def pseudo_label(clip, unlabeled, classnames, k=16, template="a photo of a {}.")
     return FeatureDataset(unlabeled.features[..., chosen, :] if unlabeled.features.dim() == 3 else unlabeled.features[chosen],
                           labels, unlabeled.domains[chosen], list(classnames), unlabeled.domain_names), chosen
 
-# %% ../../nbs/30_upl.ipynb #df79691c
+# %% ../../nbs/30_upl.ipynb #55315dbc
 class UPLPrompt(CoOp):
     "One member of UPL's ensemble: a CoOp prompt (random context, class token at the end) trained on pseudo-labels."
     recipes = {
@@ -58,6 +59,7 @@ class UPLPrompt(CoOp):
                       notes={"all": "the official recipe as is; only the ensemble is smaller (upl(n_prompts=4))"}),
     }
 
+# %% ../../nbs/30_upl.ipynb #7bd42f56
 class PromptEnsemble(Method):
     "UPL's prompt-representation ensemble: the mean of its members' logits."
     uses_image_features = True
@@ -72,6 +74,7 @@ class PromptEnsemble(Method):
 
     def logits(self, batch): return torch.stack([m.logits(batch) for m in self.members]).mean(0)
 
+# %% ../../nbs/30_upl.ipynb #4fcd7fdd
 def upl(clip, unlabeled, classnames, k=16, n_prompts=16, n_ctx=None, recipe="official", **trainer_kw):
     "Train UPL: pseudo-label `unlabeled`, then `n_prompts` prompts (seeds 1..n) with `recipe`; returns the ensemble."
     pseudo, _ = pseudo_label(clip, unlabeled, classnames, k)

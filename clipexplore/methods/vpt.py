@@ -20,6 +20,7 @@ def deep_prompt_list(prompts):
     "Per-layer prompts [L, n, W] as the backbone's `(shallow, deep_prompts)`: layer 0 shallow, layers 1.. deep."
     return prompts[0], [None] + list(prompts[1:])
 
+# %% ../../nbs/20_vpt.ipynb #c38f5b3a
 class VPT(Method):
     "Visual prompt tuning: learnable tokens in the first `depth` ViT layers; class text features frozen."
     def __init__(self, clip, classnames, n_tokens=8, depth=None, template="a photo of a {}."):
