@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fastcore.basics import patch
 
 from .metrics import Table
 from .text import check_templates, class_text_features
@@ -21,6 +22,7 @@ from .toyworld import COLOURS, DOMAINS, OBJECTS, SIZES, TEXTURES
 
 # %% ../nbs/50_concepts.ipynb #6809afac
 def _check_concepts(texts):
+    "Refuse empty or non-string concepts, and duplicates (case and spacing ignored)."
     bad = [t for t in texts if not isinstance(t, str) or not t.strip()]
     if bad: raise ValueError(f"concepts must be non-empty strings; got {bad[:3]}")
     seen, dupes = set(), []
@@ -30,34 +32,33 @@ def _check_concepts(texts):
         seen.add(key)
     if dupes: raise ValueError(f"duplicate concepts {dupes[:5]}: each concept once (case and spacing ignored)")
 
+def _check_lengths(clip, prompts):
+    "Refuse a (concept, prompt) pair whose prompt is longer than the text encoder's context."
+    limit = clip.context_length
+    for text, prompt in prompts:
+        n = len(clip.tokenizer.encode(prompt)) + 2                      # + start and end tokens
+        if n > limit: raise ValueError(f"concept {text!r} is {n} tokens as {prompt[:40]!r}...; the text encoder holds {limit}: shorten it")
+
 # %% ../nbs/50_concepts.ipynb #24cb0490
 TOY_FAMILIES = {"objects": ("shape", OBJECTS, "a {}"), "colours": ("colour", tuple(COLOURS), "a {} object"),
                 "sizes": ("size", tuple(SIZES), "a {} object"), "textures": ("texture", TEXTURES, "a {} object"),
                 "domains": ("domain", DOMAINS, "a {} of an object")}
 
+# %% ../nbs/50_concepts.ipynb #5d384513
 class ConceptBank:
     "Named text concepts, grouped in families, with their normalised text features computed once."
     def __init__(self, clip, concepts, templates=("{}",)):
-        families = concepts if isinstance(concepts, dict) else {"concepts": concepts}
-        self.clip, self.texts, self.families = clip, [], []
+        families = {f: list(texts) for f, texts in (concepts if isinstance(concepts, dict) else {"concepts": concepts}).items()}
+        self.clip = clip
         self.templates = {f: check_templates(templates.get(f, ("{}",)) if isinstance(templates, dict) else templates)
                           for f in families}
-        for family, texts in families.items():
-            texts = list(texts)
-            if not texts: raise ValueError(f"concept family {family!r} is empty: give it at least one concept")
-            self.texts += texts; self.families += [family] * len(texts)
+        empty = [f for f, texts in families.items() if not texts]
+        if empty: raise ValueError(f"concept family {empty[0]!r} is empty: give it at least one concept")
+        self.texts = [t for texts in families.values() for t in texts]
+        self.families = [f for f, texts in families.items() for _ in texts]
         _check_concepts(self.texts)
-        self._check_lengths()
+        _check_lengths(clip, [(t, template.format(t)) for t, f in zip(self.texts, self.families) for template in self.templates[f]])
         self.features = self._encode()
-
-    def _prompts(self, i): return [t.format(self.texts[i]) for t in self.templates[self.families[i]]]
-
-    def _check_lengths(self):
-        limit = self.clip.context_length
-        for i in range(len(self)):
-            for p in self._prompts(i):
-                n = len(self.clip.tokenizer.encode(p)) + 2               # + start and end tokens
-                if n > limit: raise ValueError(f"concept {self.texts[i]!r} is {n} tokens as {p[:40]!r}...; the text encoder holds {limit}: shorten it")
 
     def _encode(self):
         "Normalised text features [M, E]: each family's template ensemble (as for class names), in bank order."
@@ -66,28 +67,29 @@ class ConceptBank:
 
     def __len__(self): return len(self.texts)
     def __repr__(self):
-        fams = ", ".join(f"{f} ({self.families.count(f)})" for f in dict.fromkeys(self.families))
+        fams = ", ".join(f"{f} ({self.families.count(f)})" for f in self.family_names())
         return f"ConceptBank({len(self)} concepts: {fams})"
     def family_names(self): return list(dict.fromkeys(self.families))
     def indices(self, family): return [i for i, f in enumerate(self.families) if f == family]
 
-    @classmethod
-    def from_toyworld(cls, clip, families=tuple(TOY_FAMILIES)):
-        "The toy world's vocabulary: objects, colours, sizes, textures and domains, each with a fitting template."
-        unknown = [f for f in families if f not in TOY_FAMILIES]
-        if unknown: raise ValueError(f"unknown toy-world families {unknown}; choose from {list(TOY_FAMILIES)}")
-        return cls(clip, {f: TOY_FAMILIES[f][1] for f in families}, {f: (TOY_FAMILIES[f][2],) for f in families})
+# %% ../nbs/50_concepts.ipynb #b4fd9ca3
+@patch(cls_method=True)
+def from_toyworld(cls: ConceptBank, clip, families=tuple(TOY_FAMILIES)):
+    "The toy world's vocabulary: objects, colours, sizes, textures and domains, each with a fitting template."
+    unknown = [f for f in families if f not in TOY_FAMILIES]
+    if unknown: raise ValueError(f"unknown toy-world families {unknown}; choose from {list(TOY_FAMILIES)}")
+    return cls(clip, {f: TOY_FAMILIES[f][1] for f in families}, {f: (TOY_FAMILIES[f][2],) for f in families})
 
-    @classmethod
-    def from_file(cls, clip, path, templates=("{}",)):
-        "One concept per line; '# family' lines start a family; blank lines are skipped."
-        families, family = {}, "concepts"
-        for line in Path(path).read_text().splitlines():
-            line = line.strip()
-            if line.startswith("#"): family = line.lstrip("#").strip() or "concepts"
-            elif line: families.setdefault(family, []).append(line)
-        if not families: raise ValueError(f"{path}: no concepts found (one per line)")
-        return cls(clip, families, templates)
+@patch(cls_method=True)
+def from_file(cls: ConceptBank, clip, path, templates=("{}",)):
+    "One concept per line; '# family' lines start a family; blank lines are skipped."
+    families, family = {}, "concepts"
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if line.startswith("#"): family = line.lstrip("#").strip() or "concepts"
+        elif line: families.setdefault(family, []).append(line)
+    if not families: raise ValueError(f"{path}: no concepts found (one per line)")
+    return cls(clip, families, templates)
 
 # %% ../nbs/50_concepts.ipynb #b7419f87
 def toy_concept_truth(world, bank):
@@ -112,6 +114,7 @@ def concept_activations(image_features, bank, reference=None):
     ref = scores if reference is None else concept_scores(reference, bank)
     return (scores - ref.mean(0)) / ref.std(0).clamp_min(1e-6)
 
+# %% ../nbs/50_concepts.ipynb #9629a4c3
 def top_concepts(activations, bank, k=5, family=None):
     "Per image, the `k` highest (concept, activation) pairs (within `family` if given)."
     idx = bank.indices(family) if family else list(range(len(bank)))
@@ -144,6 +147,7 @@ def concept_auc(scores, truth, bank):
     return np.array([roc_auc_score(truth[:, m], scores[:, m]) if 0 < truth[:, m].sum() < len(truth) else np.nan
                      for m in range(len(bank))])
 
+# %% ../nbs/50_concepts.ipynb #74b77c43
 def score_against_truth(extractors, truth, bank, seed=0):
     "A table of mean AUC per concept family for each extractor's scores, with a shuffled-label baseline."
     def family_means(name, auc):
@@ -156,6 +160,7 @@ def score_against_truth(extractors, truth, bank, seed=0):
 
 # %% ../nbs/50_concepts.ipynb #07fc4aec
 def _token_text(clip, token_id):
+    "A vocabulary token's text, without the end-of-word mark."
     return clip.tokenizer.decoder[int(token_id)].replace("</w>", "")
 
 def find_context(method):
@@ -171,6 +176,7 @@ def nearest_tokens(clip, vectors, k=1):
     table = clip.token_table.float()                                           # [V, D]
     return torch.cdist(vectors.detach().float().to(table.device), table).topk(k, largest=False)
 
+# %% ../nbs/50_concepts.ipynb #78f11807
 @torch.no_grad()
 def decode_prompt(clip, context, k=3):
     "Nearest vocabulary tokens (Euclidean, as CoOp's interpret_prompt) to each context vector: a Table."

@@ -66,6 +66,12 @@ def patch_labels(scene, grid=4, min_cover=0.25):
     shapes = np.array([OBJECTS.index(o["shape"]) for o in scene["objects"]])
     return np.where(cover.max(0) >= min_cover, shapes[cover.argmax(0)], -1).reshape(-1)
 
+# %% ../nbs/52_patch_maps.ipynb #cb3bf617
+def _patch_owner(scene, grid):
+    "Index of the object that covers each patch most, or -1 where no object touches it: [g, g]."
+    cover = object_cover(scene, grid)
+    return np.where(cover.max(0) > 0, cover.argmax(0), -1)
+
 def localisation_accuracy(maps, world, concepts=OBJECTS):
     "Pointing game on the patch grid: how often an object's map peaks on a patch that object covers most. Returns (accuracy, random-patch chance)."
     maps = torch.as_tensor(maps).float().cpu().numpy()
@@ -75,12 +81,11 @@ def localisation_accuracy(maps, world, concepts=OBJECTS):
         scene = world.scene(i)
         shapes = [o["shape"] for o in scene["objects"]]
         if len(shapes) < 2: continue
-        cover = object_cover(scene, maps.shape[-1])
-        owner = np.where(cover.max(0) > 0, cover.argmax(0), -1)                    # [g, g] object that covers each patch most
+        owner = _patch_owner(scene, maps.shape[-1])                                  # [g, g]
         for k, shape in enumerate(shapes):
-            if shapes.count(shape) > 1 or shape not in column: continue
-            r, c = np.unravel_index(maps[i, column[shape]].argmax(), owner.shape)
-            hits += int(owner[r, c] == k); chance += (owner == k).mean(); n += 1
+            if shapes.count(shape) > 1 or shape not in column: continue              # a repeated shape has no one right object
+            peak = np.unravel_index(maps[i, column[shape]].argmax(), owner.shape)
+            hits += int(owner[peak] == k); chance += (owner == k).mean(); n += 1
     if n == 0: raise ValueError("no multi-object scenes with distinct shapes to score: use ToyWorld(n_objects=(2, 3))")
     return hits / n, chance / n
 

@@ -9,8 +9,11 @@ __all__ = ['new_class_accuracy', 'harmonic_mean', 'summarize', 'few_shot_protoco
            'cross_dataset']
 
 # %% ../nbs/08_protocols.ipynb #cd2ba16d
+from itertools import product
+
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .data import base_new_split, few_shot, subset_classes
 from .engine import NothingToLearn, Trainer, as_features, evaluate
@@ -29,6 +32,10 @@ def _fit(method, train, trainer_kw):
     except NothingToLearn: return method                                                # zero-shot: nothing to train
     trainer.fit()
     return method
+
+def _runs(settings, desc, progress):
+    "The protocol's runs (a shot count and a seed, a target domain and a seed, ...) behind one progress bar."
+    return tqdm(list(settings), desc=desc, disable=not progress, mininterval=1.0)
 
 def _mean_accuracy(method, data, name=None, accelerator=None):
     return evaluate(method, data, name, accelerator).where(domain="mean")[0]["accuracy"]
@@ -59,23 +66,22 @@ def summarize(table, by, value_columns, title=None):
     return Table(rows, title)
 
 # %% ../nbs/08_protocols.ipynb #7750606c
-def few_shot_protocol(make_method, train, test, shots=(1, 2, 4, 8, 16), seeds=(1, 2, 3), transform=None, name=None, **trainer_kw):
+def few_shot_protocol(make_method, train, test, shots=(1, 2, 4, 8, 16), seeds=(1, 2, 3), transform=None, name=None, progress=True, **trainer_kw):
     "Accuracy on `test` after training on `shots` images per class of `train`, for each seed."
     rows, test_data = [], test.dataset(transform)
-    for k in shots:
-        for seed in seeds:
-            method = _fit(_fresh(make_method, train.classes, seed), few_shot(train, k, seed).dataset(transform), dict(trainer_kw, seed=seed))
-            test_data = as_features(method, test_data)
-            rows.append(dict(method=name or type(method).__name__, shots=k, seed=seed, accuracy=_mean_accuracy(method, test_data)))
+    for k, seed in _runs(product(shots, seeds), f"{name or 'few-shot'}: runs", progress):
+        method = _fit(_fresh(make_method, train.classes, seed), few_shot(train, k, seed).dataset(transform), dict(trainer_kw, seed=seed))
+        test_data = as_features(method, test_data)
+        rows.append(dict(method=name or type(method).__name__, shots=k, seed=seed, accuracy=_mean_accuracy(method, test_data)))
     return Table(rows, "few-shot accuracy (%)")
 
 # %% ../nbs/08_protocols.ipynb #20059ea7
-def base_to_new(make_method, train, test, shots=16, seeds=(1, 2, 3), transform=None, name=None, **trainer_kw):
+def base_to_new(make_method, train, test, shots=16, seeds=(1, 2, 3), transform=None, name=None, progress=True, **trainer_kw):
     "Base accuracy, new accuracy and their harmonic mean per seed."
     base, new = base_new_split(len(train.classes))
     base_test, new_test = subset_classes(test, base), subset_classes(test, new)
     rows, base_data, new_data = [], base_test.dataset(transform), new_test.dataset(transform)
-    for seed in seeds:
+    for seed in _runs(seeds, f"{name or 'base-to-new'}: seeds", progress):
         sampled = subset_classes(few_shot(train, shots, seed), base)
         method = _fit(_fresh(make_method, sampled.classes, seed), sampled.dataset(transform), dict(trainer_kw, seed=seed))
         base_data, new_data = as_features(method, base_data), as_features(method, new_data)   # encoded once
@@ -85,26 +91,26 @@ def base_to_new(make_method, train, test, shots=16, seeds=(1, 2, 3), transform=N
     return Table(rows, "base-to-new accuracy (%)")
 
 # %% ../nbs/08_protocols.ipynb #882ff181
-def leave_one_domain_out(make_method, train, test=None, shots=16, seeds=(1, 2, 3), transform=None, name=None, targets=None, **trainer_kw):
+def leave_one_domain_out(make_method, train, test=None, shots=16, seeds=(1, 2, 3), transform=None, name=None, targets=None, progress=True, **trainer_kw):
     "For each domain (or each of `targets`): train on the others (`shots` per class and domain), test on it."
     test = test or train
+    targets = list(targets or train.domains)
+    target_data = {t: test.filter_domains([t]).dataset(transform) for t in targets}
     rows = []
-    for target in targets or train.domains:
+    for target, seed in _runs(product(targets, seeds), f"{name or 'leave one domain out'}: runs", progress):
         sources = [d for d in train.domains if d != target]
-        target_data = test.filter_domains([target]).dataset(transform)
-        for seed in seeds:
-            picked = few_shot(train.filter_domains(sources), shots, seed, per_domain=True)
-            method = _fit(_fresh(make_method, train.classes, seed), picked.dataset(transform), dict(trainer_kw, seed=seed))
-            target_data = as_features(method, target_data)
-            rows.append(dict(method=name or type(method).__name__, target=target, seed=seed, accuracy=_mean_accuracy(method, target_data)))
+        picked = few_shot(train.filter_domains(sources), shots, seed, per_domain=True)
+        method = _fit(_fresh(make_method, train.classes, seed), picked.dataset(transform), dict(trainer_kw, seed=seed))
+        target_data[target] = as_features(method, target_data[target])
+        rows.append(dict(method=name or type(method).__name__, target=target, seed=seed, accuracy=_mean_accuracy(method, target_data[target])))
     return Table(rows, "leave-one-domain-out accuracy (%)")
 
 # %% ../nbs/08_protocols.ipynb #074827f4
-def cross_dataset(make_method, source_train, source_test, targets, shots=16, seeds=(1, 2, 3), transform=None, name=None, **trainer_kw):
+def cross_dataset(make_method, source_train, source_test, targets, shots=16, seeds=(1, 2, 3), transform=None, name=None, progress=True, **trainer_kw):
     "Train on the source dataset, evaluate on its test set and, with class names swapped, on each target."
     rows, source_data = [], source_test.dataset(transform)
     target_data = {k: t.dataset(transform) for k, t in targets.items()}
-    for seed in seeds:
+    for seed in _runs(seeds, f"{name or 'cross-dataset'}: seeds", progress):
         method = _fit(_fresh(make_method, source_train.classes, seed), few_shot(source_train, shots, seed).dataset(transform), dict(trainer_kw, seed=seed))
         source_data = as_features(method, source_data)
         row = dict(method=name or type(method).__name__, seed=seed, source=_mean_accuracy(method, source_data))

@@ -10,10 +10,6 @@ import pytest
 NBS = Path(__file__).resolve().parents[1] / "nbs"
 METHOD_NOTEBOOKS = sorted(p.stem for p in NBS.glob("[1-5][0-9]_*.ipynb"))
 MAX_LINES = 30
-# Not yet reshaped (issue 20 stays open for them). Strict: once one is in shape, its entry must go.
-NOT_YET_SHAPED = {"45_clipreid", "46_nlip", "50_concepts", "52_patch_maps"}
-SHAPED = [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="not yet in the shape (issue 20)")) if n in NOT_YET_SHAPED else n
-          for n in METHOD_NOTEBOOKS]
 KNOBS_HEADER = re.compile(r"^\|\s*hyperparameter\s*\|\s*official\s*\|\s*toy\s*\|\s*why\s*\|", re.M)
 
 
@@ -24,10 +20,10 @@ def _tests_something(cell): return cell["cell_type"] == "code" and not exported(
 def headings(name): return [m for c in cells(name) if c["cell_type"] == "markdown" for m in re.findall(r"^##\s+(.+?)\s*$", text(c), re.M)]
 
 
-def test_there_are_method_notebooks(): assert len(METHOD_NOTEBOOKS) >= 25 and NOT_YET_SHAPED <= set(METHOD_NOTEBOOKS)
+def test_there_are_method_notebooks(): assert len(METHOD_NOTEBOOKS) >= 30
 
 
-@pytest.mark.parametrize("name", SHAPED)
+@pytest.mark.parametrize("name", METHOD_NOTEBOOKS)
 def test_equations_then_numbers_then_knobs(name):
     md = "\n".join(text(c) for c in cells(name) if c["cell_type"] == "markdown")
     assert "$" in md, f"{name}: no equation in its markdown"
@@ -41,13 +37,13 @@ def test_equations_then_numbers_then_knobs(name):
     assert len(rows) >= 2, f"{name}: a Knobs table with at least two hyperparameters"
 
 
-@pytest.mark.parametrize("name", SHAPED)
+@pytest.mark.parametrize("name", METHOD_NOTEBOOKS)
 def test_code_cells_are_short(name):
     long = [(i, len(text(c).splitlines())) for i, c in enumerate(cells(name)) if c["cell_type"] == "code" and len(text(c).splitlines()) > MAX_LINES]
     assert not long, f"{name}: code cells over {MAX_LINES} lines (index, lines): {long}"
 
 
-@pytest.mark.parametrize("name", SHAPED)
+@pytest.mark.parametrize("name", METHOD_NOTEBOOKS)
 def test_each_exported_cell_is_followed_by_a_test(name):
     nb, untested = cells(name), []
     for i, cell in enumerate(nb):

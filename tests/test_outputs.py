@@ -64,3 +64,25 @@ def test_every_displaying_cell_has_its_output_saved(path):
     missing = cells_without_output(path)
     assert not missing, (f"{path.relative_to(NBS.parent)}: cells {missing} display something but were saved without output; "
                          f"execute the notebook and save it (`nbdev-test {path.relative_to(NBS.parent)} --save` keeps the saved outputs of the cells it skips)")
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+def widget_views(path):
+    "Indices of cells whose saved outputs are widget views: `nbdev-clean` drops the widget state, so a reader sees only their text stub."
+    nb = json.loads(path.read_text())
+    return [i for i, cell in enumerate(nb["cells"]) if any(WIDGET_VIEW in o.get("data", {}) for o in cell.get("outputs", []))]
+
+
+def test_widget_views_are_found(tmp_path):
+    nb = dict(cells=[dict(cell_type="code", source="bar", outputs=[dict(output_type="display_data", data={WIDGET_VIEW: {}, "text/plain": "0%"})]),
+                     dict(cell_type="code", source="x", outputs=[dict(output_type="stream", name="stderr", text="10/10")])])
+    (tmp_path / "a.ipynb").write_text(json.dumps(nb))
+    assert widget_views(tmp_path / "a.ipynb") == [0]
+
+
+@pytest.mark.parametrize("path", sorted(NBS.rglob("*.ipynb")), ids=lambda p: str(p.relative_to(NBS)))
+def test_saved_progress_is_text_not_a_widget(path):
+    views = widget_views(path)
+    assert not views, (f"{path.relative_to(NBS.parent)}: cells {views} saved widget views (a progress bar saved at 0%, a dashboard with no picture); "
+                       f"save it with `nbdev-test {path.relative_to(NBS.parent)} --save`, which has no widget front end, so bars are saved as text")

@@ -6,9 +6,9 @@ Docs: https://clipexplore.github.io/clipexplore/nlip.html.md"""
 
 # %% auto #0
 __all__ = ['clip_targets', 'per_pair_clip_loss', 'gmm_noise_probability', 'harmonised_clip_loss', 'retrieve_concepts',
-           'concept_captioner', 'NLIP', 'flag_noisy_pairs']
+           'concept_captioner', 'completion_loss', 'noise_stats', 'NLIP', 'flag_noisy_pairs']
 
-# %% ../../nbs/46_nlip.ipynb #996039b9
+# %% ../../nbs/46_nlip.ipynb #d935fc7c
 from collections import deque
 
 import numpy as np
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..backbone import tokens_to_features
 from ..toyworld import OBJECTS
 
-# %% ../../nbs/46_nlip.ipynb #37554c21
+# %% ../../nbs/46_nlip.ipynb #f53e3e09
 def clip_targets(tokens):
     "CLIP's targets [B, B]: identical captions are all positives, rows normalised."
     same = (tokens[:, None, :] == tokens[None, :, :]).all(-1).float()
@@ -30,7 +30,7 @@ def per_pair_clip_loss(logits, targets):
     t2i = -(targets * F.log_softmax(logits.T, 1)).sum(1)
     return (i2t + t2i) / 2
 
-# %% ../../nbs/46_nlip.ipynb #b47df9fb
+# %% ../../nbs/46_nlip.ipynb #66beb759
 def gmm_noise_probability(history, losses, min_samples=256):
     "Posterior of the high-mean component of a 2-Gaussian mixture fitted on `history` (recent per-pair losses), for `losses`."
     from sklearn.mixture import GaussianMixture
@@ -40,14 +40,14 @@ def gmm_noise_probability(history, losses, min_samples=256):
     posterior = gmm.predict_proba(np.asarray(losses, dtype=np.float64).reshape(-1, 1))
     return torch.from_numpy(posterior[:, int(np.argmax(gmm.means_))]).float()
 
-# %% ../../nbs/46_nlip.ipynb #e86fe6d2
+# %% ../../nbs/46_nlip.ipynb #73fcd746
 def harmonised_clip_loss(logits, targets, noise_probability):
     "CLIP's loss with each pair's target softened by its noise probability: (1 - p) on its captions, p spread over the batch."
     p = noise_probability.to(logits.device, logits.dtype)[:, None]
     soft = (1 - p) * targets + p / len(targets)
     return per_pair_clip_loss(logits, soft).mean()
 
-# %% ../../nbs/46_nlip.ipynb #0cccabca
+# %% ../../nbs/46_nlip.ipynb #eb383b40
 def retrieve_concepts(model, tokenizer, image_features, vocabulary=OBJECTS, template="a {}"):
     "Index into `vocabulary` of the concept each image is closest to, by the model being trained."
     with torch.no_grad():
@@ -61,7 +61,25 @@ def concept_captioner(vocabulary=OBJECTS, template="a {}"):
         return [template.format(vocabulary[i]) for i in retrieve_concepts(model, tokenizer, image_features, vocabulary, template)]
     return captioner
 
-# %% ../../nbs/46_nlip.ipynb #36fcaf6a
+# %% ../../nbs/46_nlip.ipynb #3c226e7a
+def completion_loss(model, tokenizer, image_features, logit_scale, captioner):
+    "CLIP's loss between images (features [N, E]) and the captions `captioner` completes for them."
+    tokens = tokenizer(captioner(model, tokenizer, image_features.detach())).to(image_features.device)
+    text = tokens_to_features(model, tokens)
+    logits = logit_scale * F.normalize(image_features, dim=-1) @ F.normalize(text, dim=-1).T
+    return per_pair_clip_loss(logits.float(), clip_targets(tokens)).mean()
+
+# %% ../../nbs/46_nlip.ipynb #4965a1b8
+def noise_stats(per_pair, noise_probability=None, noisy=None, completed=0.0):
+    "What NLIP records for a batch: mean noise probability, fraction completed, and ROC AUC of the noise estimate if `noisy` [B] is known."
+    p = noise_probability
+    stats = dict(noise_probability=float(p.mean()) if p is not None else 0.0, completed=completed)
+    if noisy is not None and 0 < int(noisy.sum()) < len(noisy):
+        from sklearn.metrics import roc_auc_score
+        stats["noise_auc"] = float(roc_auc_score(noisy.cpu().numpy(), (p if p is not None else per_pair).cpu().numpy()))
+    return stats
+
+# %% ../../nbs/46_nlip.ipynb #4808ca30
 class NLIP:
     "NLIP's pretraining objective: noise-harmonised contrastive loss + alignment with completed captions for likely-noisy pairs."
     def __init__(self, warmup_steps=200, window=4096, completion_weight=1.0, threshold=0.5, captioner=None):
@@ -69,35 +87,23 @@ class NLIP:
         self.recent, self.captioner = deque(maxlen=window), captioner or concept_captioner()
 
     def __call__(self, model, tokenizer, image_features, text_features, tokens, step, noisy=None):
+        "The loss and the stats of one batch of features [B, E] and token ids [B, L] (`noisy` [B]: the injected noise, if known)."
         scale = model.logit_scale.exp()
         u, v = F.normalize(image_features, dim=-1), F.normalize(text_features, dim=-1)
-        logits, targets = scale * u @ v.T, clip_targets(tokens)
+        logits, targets = scale * u @ v.T, clip_targets(tokens)                # [B, B] both
         per_pair = per_pair_clip_loss(logits.float(), targets)
         self.recent.extend(per_pair.detach().cpu().tolist())
-        if step < self.warmup_steps or len(self.recent) < 256:
-            return per_pair.mean(), self._stats(per_pair.detach(), None, noisy)
+        if step < self.warmup_steps or len(self.recent) < 256:                 # warm-up: CLIP's loss
+            return per_pair.mean(), noise_stats(per_pair.detach(), None, noisy)
         p = gmm_noise_probability(self.recent, per_pair.detach().cpu())
         loss = harmonised_clip_loss(logits.float(), targets, p)
         completed = (p > self.threshold).nonzero().flatten().to(image_features.device)
         if len(completed) > 1 and self.completion_weight:
-            loss = loss + self.completion_weight * len(completed) / len(p) * self._completion_loss(model, tokenizer, image_features[completed], scale)
-        return loss, self._stats(per_pair.detach(), p, noisy, completed=len(completed) / len(p))
+            completion = completion_loss(model, tokenizer, image_features[completed], scale, self.captioner)
+            loss = loss + self.completion_weight * len(completed) / len(p) * completion
+        return loss, noise_stats(per_pair.detach(), p, noisy, completed=len(completed) / len(p))
 
-    def _completion_loss(self, model, tokenizer, image_features, scale):
-        "CLIP's loss between likely-noisy images and their completed captions."
-        tokens = tokenizer(self.captioner(model, tokenizer, image_features.detach())).to(image_features.device)
-        text = tokens_to_features(model, tokens)
-        logits = scale * F.normalize(image_features, dim=-1) @ F.normalize(text, dim=-1).T
-        return per_pair_clip_loss(logits.float(), clip_targets(tokens)).mean()
-
-    def _stats(self, per_pair, p, noisy, completed=0.0):
-        stats = dict(noise_probability=float(p.mean()) if p is not None else 0.0, completed=completed)
-        if noisy is not None and 0 < int(noisy.sum()) < len(noisy):
-            from sklearn.metrics import roc_auc_score
-            stats["noise_auc"] = float(roc_auc_score(noisy.numpy(), (p if p is not None else per_pair).cpu().numpy()))
-        return stats
-
-# %% ../../nbs/46_nlip.ipynb #a071fd6c
+# %% ../../nbs/46_nlip.ipynb #6007dd65
 @torch.no_grad()
 def flag_noisy_pairs(clip, images, captions, batch_size=128):
     "Noise probability [N] of image-caption pairs under a frozen `CLIP` (images [N, 3, H, W]), and their per-pair losses [N]."

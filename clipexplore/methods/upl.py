@@ -9,6 +9,7 @@ __all__ = ['zero_shot_probabilities', 'top_k_per_class', 'pseudo_label', 'UPLPro
 
 # %% ../../nbs/30_upl.ipynb #3d863a7d
 import torch
+from tqdm.auto import tqdm
 
 from ..engine import FeatureDataset, Method, Recipe, Trainer
 from .coop import CoOp
@@ -75,12 +76,12 @@ class PromptEnsemble(Method):
     def logits(self, batch): return torch.stack([m.logits(batch) for m in self.members]).mean(0)
 
 # %% ../../nbs/30_upl.ipynb #4fcd7fdd
-def upl(clip, unlabeled, classnames, k=16, n_prompts=16, n_ctx=None, recipe="official", **trainer_kw):
+def upl(clip, unlabeled, classnames, k=16, n_prompts=16, n_ctx=None, recipe="official", progress=True, **trainer_kw):
     "Train UPL: pseudo-label `unlabeled`, then `n_prompts` prompts (seeds 1..n) with `recipe`; returns the ensemble."
     pseudo, _ = pseudo_label(clip, unlabeled, classnames, k)
     settings = {} if n_ctx is None else dict(n_ctx=n_ctx)
     members = []
-    for seed in range(1, n_prompts + 1):
+    for seed in tqdm(range(1, n_prompts + 1), desc="UPL: prompts", disable=not progress, mininterval=1.0):   # one bar over the ensemble
         torch.manual_seed(seed)
         members.append(UPLPrompt.from_recipe(clip, classnames, recipe=recipe, **settings))
         Trainer(members[-1], pseudo, recipe=recipe, seed=seed, progress=False, **trainer_kw).fit()
