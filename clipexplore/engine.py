@@ -80,6 +80,10 @@ class Method(nn.Module):
         "Swap the class names (base-to-new, cross-dataset evaluation)."
         raise NotImplementedError(f"{type(self).__name__} cannot change its class names: it has no set_classes")
 
+    def only_training_classes(self, classnames, why):
+        "The `set_classes` of a method tied to its training classes: the same names pass, new ones raise `why`."
+        if list(classnames) != self.classnames: raise ValueError(why)
+
     def closed_form_fit(self, train, valid=None):
         "Build the method from `train` without gradient steps (methods with `training_free = True`)."
         raise NotImplementedError(f"{type(self).__name__} has no closed-form fit: train it with a Trainer")

@@ -52,8 +52,7 @@ class TipAdapter(Method):
 # %% ../../nbs/40_adapters.ipynb #a3d4820a
 @patch
 def set_classes(self:TipAdapter, classnames):
-    if list(classnames) != self.classnames:
-        raise ValueError("the cache's values are one-hot over the training classes: Tip-Adapter cannot classify new class names")
+    self.only_training_classes(classnames, "the cache's values are one-hot over the training classes: Tip-Adapter cannot classify new class names")
 
 @patch
 def init_from_data(self:TipAdapter, train):

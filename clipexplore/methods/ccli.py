@@ -42,8 +42,7 @@ class CCLI(Method):
 # %% ../../nbs/55_ccli.ipynb #9645ba5e
 @patch
 def set_classes(self:CCLI, classnames):
-    if list(classnames) != self.classnames:
-        raise ValueError("the concept inference network maps to the training classes: CCLI cannot classify new class names")
+    self.only_training_classes(classnames, "the concept inference network maps to the training classes: CCLI cannot classify new class names")
 
 @patch
 def init_from_data(self:CCLI, train):
